@@ -1,0 +1,242 @@
+"""Training the PINN: Adam, then optionally L-BFGS-B from SciPy, on the flat θ."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import scipy.optimize
+import tensorflow as tf
+
+from .loss import PoissonLoss, relative_l2_error
+from .network import NetworkLayout, glorot_uniform_theta
+from .problem import CollocationPoints, collocation_points, test_grid
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Adam's moment decay rates and denominator offset, as in Kingma and Ba (2015).
+ADAM_BETA1 = 0.9
+ADAM_BETA2 = 0.999
+ADAM_EPSILON = 1e-8
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite during training.
+
+    Attributes
+    ----------
+    phase : str
+        ``"adam"`` or ``"lbfgs"``.
+    step : int
+        The step (Adam) or evaluation (L-BFGS) at which the loss stopped being finite.
+    """
+
+    def __init__(self, phase: str, step: int, value: float, learning_rate: float) -> None:
+        if phase == "adam":
+            advice = f"lower the learning rate (now {learning_rate:g}), for example to {learning_rate / 10:g}"
+        else:
+            advice = "train longer with Adam first, or lower the learning rate"
+        super().__init__(f"training diverged: the loss became {value} at {phase} step {step}; {advice}")
+        self.phase = phase
+        self.step = step
+
+
+@dataclass(frozen=True)
+class TrainingStep:
+    """Progress record passed to the callback after every step."""
+
+    phase: str
+    step: int
+    total_steps: int
+    loss: float
+    pde_loss: float
+    boundary_loss: float
+    seconds: float
+
+
+@dataclass
+class TrainingResult:
+    """A trained θ with its history and final figures.
+
+    Attributes
+    ----------
+    theta : ndarray, shape (P,)
+        Final parameters, in the dtype of the settings.
+    history : list of TrainingStep
+        One entry per Adam step and per L-BFGS iteration.
+    relative_l2_error : float
+        ‖u − u_exact‖₂ / ‖u_exact‖₂ on a ``test_grid`` × ``test_grid`` grid.
+    """
+
+    settings: Settings
+    layout: NetworkLayout
+    theta: np.ndarray
+    history: list[TrainingStep]
+    loss: float
+    pde_loss: float
+    boundary_loss: float
+    relative_l2_error: float
+    seconds: float
+    lbfgs_message: str = ""
+    initial_theta: np.ndarray = field(default=None, repr=False)
+
+    def metrics(self) -> dict:
+        return {
+            "loss": self.loss,
+            "pde_loss": self.pde_loss,
+            "boundary_loss": self.boundary_loss,
+            "relative_l2_error": self.relative_l2_error,
+            "training_seconds": self.seconds,
+            "adam_steps": self.settings.adam_steps,
+            "lbfgs_iterations": sum(1 for s in self.history if s.phase == "lbfgs"),
+            "lbfgs_message": self.lbfgs_message,
+            "n_params": self.layout.n_params,
+            "boundary_sampling": self.settings.boundary,
+        }
+
+
+ProgressCallback = Callable[[TrainingStep], None]
+
+
+def train(
+    settings: Settings,
+    callback: ProgressCallback | None = None,
+    points: CollocationPoints | None = None,
+    initial_theta: np.ndarray | None = None,
+) -> TrainingResult:
+    """Train the PINN for ``settings``: ``adam_steps`` of Adam, then ``lbfgs_steps`` of L-BFGS-B.
+
+    Parameters
+    ----------
+    settings : Settings
+    callback : callable, optional
+        Called with a :class:`TrainingStep` after every Adam step and L-BFGS iteration.
+    points : CollocationPoints, optional
+        Defaults to ``collocation_points(settings)``.
+    initial_theta : ndarray, optional
+        Defaults to the seeded Glorot-uniform θ.
+
+    Raises
+    ------
+    TrainingDivergedError
+        If the loss becomes NaN or infinite; the message names the step.
+    """
+    loss = PoissonLoss.from_settings(settings, points)
+    layout = loss.layout
+    if initial_theta is None:
+        initial_theta = glorot_uniform_theta(layout, settings.seed, settings.dtype)
+    initial_theta = np.asarray(initial_theta, dtype=settings.dtype)
+    if initial_theta.shape != (layout.n_params,):
+        raise ValueError(f"initial θ must have shape ({layout.n_params},), got {initial_theta.shape}")
+
+    history: list[TrainingStep] = []
+    start = time.perf_counter()
+    total_steps = settings.adam_steps + settings.lbfgs_steps
+
+    def record(phase: str, step: int, values) -> None:
+        total, pde, boundary = (float(v) for v in values)
+        if not math.isfinite(total):
+            raise TrainingDivergedError(phase, step, total, settings.learning_rate)
+        entry = TrainingStep(phase, step, total_steps, total, pde, boundary, time.perf_counter() - start)
+        history.append(entry)
+        if callback is not None:
+            callback(entry)
+
+    theta = _run_adam(loss, initial_theta, settings, record)
+    lbfgs_message = ""
+    if settings.lbfgs_steps > 0:
+        theta, lbfgs_message = _run_lbfgs(loss, theta, settings, record)
+
+    final = loss.evaluate(theta)
+    if not math.isfinite(final.total):
+        raise TrainingDivergedError("lbfgs", len(history), final.total, settings.learning_rate)
+    seconds = time.perf_counter() - start
+    error = relative_l2_error(loss, theta, test_grid(settings.test_grid))
+    logger.info("trained %d parameters in %.1f s: loss %.3e, relative L2 error %.3e", layout.n_params, seconds, final.total, error)
+    return TrainingResult(
+        settings=settings,
+        layout=layout,
+        theta=np.asarray(theta, dtype=settings.dtype),
+        history=history,
+        loss=final.total,
+        pde_loss=final.pde,
+        boundary_loss=final.boundary,
+        relative_l2_error=error,
+        seconds=seconds,
+        lbfgs_message=lbfgs_message,
+        initial_theta=initial_theta,
+    )
+
+
+def _run_adam(loss: PoissonLoss, theta0: np.ndarray, settings: Settings, record) -> np.ndarray:
+    if settings.adam_steps == 0:
+        return theta0
+    dtype = loss.dtype
+    theta = tf.Variable(theta0, dtype=dtype)
+    first_moment = tf.Variable(tf.zeros_like(theta))
+    second_moment = tf.Variable(tf.zeros_like(theta))
+    learning_rate = tf.constant(settings.learning_rate, dtype=dtype)
+    beta1, beta2 = tf.constant(ADAM_BETA1, dtype), tf.constant(ADAM_BETA2, dtype)
+
+    @tf.function
+    def adam_step(step):
+        # Loss terms are those at θ before the update, as the gradient is.
+        total, pde, boundary, gradient = loss._value_and_gradient_eager(theta)
+        first_moment.assign(beta1 * first_moment + (1 - beta1) * gradient)
+        second_moment.assign(beta2 * second_moment + (1 - beta2) * tf.square(gradient))
+        t = tf.cast(step, dtype)
+        corrected_rate = learning_rate * tf.sqrt(1 - beta2**t) / (1 - beta1**t)
+        theta.assign_sub(corrected_rate * first_moment / (tf.sqrt(second_moment) + ADAM_EPSILON))
+        return tf.stack([total, pde, boundary])
+
+    for step in range(1, settings.adam_steps + 1):
+        values = adam_step(tf.constant(step, dtype=tf.int64)).numpy()
+        record("adam", step, values)
+    return theta.numpy()
+
+
+def _run_lbfgs(loss: PoissonLoss, theta0: np.ndarray, settings: Settings, record) -> tuple[np.ndarray, str]:
+    cache: dict[str, np.ndarray] = {}
+
+    def value_and_gradient(x: np.ndarray):
+        total, pde, boundary, gradient = loss.value_and_gradient(x.astype(settings.dtype))
+        cache["x"] = x.copy()
+        cache["terms"] = np.array([float(total), float(pde), float(boundary)])
+        value = float(total)
+        if not math.isfinite(value):
+            raise TrainingDivergedError("lbfgs", len(iterations) + 1, value, settings.learning_rate)
+        # L-BFGS-B works in float64 whatever the network's dtype.
+        return value, gradient.numpy().astype(np.float64)
+
+    iterations: list[int] = []
+
+    def on_iteration(intermediate_result) -> None:
+        iterations.append(1)
+        # The last evaluation is usually the accepted point; otherwise evaluate it again.
+        if not np.array_equal(cache.get("x"), intermediate_result.x):
+            value_and_gradient(intermediate_result.x)
+        record("lbfgs", len(iterations), cache["terms"])
+
+    result = scipy.optimize.minimize(
+        value_and_gradient,
+        np.asarray(theta0, dtype=np.float64),
+        jac=True,
+        method="L-BFGS-B",
+        callback=on_iteration,
+        options={
+            "maxiter": settings.lbfgs_steps,
+            "maxfun": int(settings.lbfgs_steps * 1.25) + 20,
+            "maxcor": 50,
+            # Stop on the iteration budget, not on SciPy's default relative tolerances,
+            # which end PINN training long before the error stops falling.
+            "ftol": 1e-16 if settings.dtype == "float64" else 1e-12,
+            "gtol": 1e-12,
+        },
+    )
+    logger.info("L-BFGS-B stopped after %d iterations: %s", result.nit, result.message)
+    return result.x.astype(settings.dtype), str(result.message)
