@@ -158,16 +158,19 @@ def flatten_parameters(arrays: list[np.ndarray]) -> np.ndarray:
 
 # --- activations: value, first and second derivative --------------------------------------
 
-_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+# NOTE: tf.nn.gelu (TF 2.21), which Keras's "gelu" calls, differs from the exact erf form by
+# up to about 5e-9 in float64, so a Keras gelu model and this network differ by that much.
+_INV_SQRT_2 = float(1.0 / np.sqrt(2.0))
+_INV_SQRT_2PI = float(1.0 / np.sqrt(2.0 * np.pi))
 
 
 def _gelu(a):
-    return 0.5 * a * (1.0 + tf.math.erf(a / np.sqrt(2.0)))
+    return 0.5 * a * (1.0 + tf.math.erf(a * _INV_SQRT_2))
 
 
 def _gelu_derivatives(a):
     pdf = _INV_SQRT_2PI * tf.exp(-0.5 * a * a)
-    cdf = 0.5 * (1.0 + tf.math.erf(a / np.sqrt(2.0)))
+    cdf = 0.5 * (1.0 + tf.math.erf(a * _INV_SQRT_2))
     return cdf + a * pdf, pdf * (2.0 - a * a)
 
 

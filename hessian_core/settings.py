@@ -72,7 +72,7 @@ RANGES: dict[str, IntRange | FloatRange] = {
     "n_boundary": IntRange(1, 100_000, "points"),
     "seed": IntRange(0, 2**32 - 1),
     "adam_steps": IntRange(0, 200_000, "steps"),
-    "learning_rate": FloatRange(0.0, 1.0, low_inclusive=False),
+    "learning_rate": FloatRange(0.0, 10.0, low_inclusive=False),
     "lbfgs_steps": IntRange(0, 200_000, "iterations"),
     "pde_weight": FloatRange(0.0, 1e6, low_inclusive=False),
     "boundary_weight": FloatRange(0.0, 1e6, low_inclusive=False),

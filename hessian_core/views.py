@@ -1,0 +1,463 @@
+"""View computations for the dashboard: pooling, symmetric-log scaling, labels and result keys.
+
+Everything here is plain NumPy (plus the loss for solution grids) and never imports
+Streamlit, so the tests check what the pages draw without a browser. The pages only turn
+these arrays into Plotly figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .network import NetworkLayout
+from .problem import exact_solution, test_grid
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# The largest heatmap side sent to the browser. A 5,301 x 5,301 Hessian as JSON is
+# hundreds of megabytes; 600 x 600 cells is a few megabytes and still shows the blocks.
+MAX_HEATMAP_CELLS = 600
+
+# Settings that change the trained θ. ``test_grid`` is missing on purpose: it changes only
+# the reported error and the solution maps, not θ, so it does not invalidate the Hessian.
+MODEL_FIELDS: tuple[str, ...] = (
+    "hidden_layers",
+    "width",
+    "activation",
+    "dtype",
+    "n_interior",
+    "n_boundary",
+    "boundary",
+    "sampling",
+    "seed",
+    "adam_steps",
+    "learning_rate",
+    "lbfgs_steps",
+    "pde_weight",
+    "boundary_weight",
+)
+
+# For each kind of result, every setting that changes its values. The memory budget is
+# absent throughout: it decides how the work is split into blocks and whether a dense
+# matrix may be formed at all, not the values. The landscape inherits the spectrum's
+# fields because its directions are the spectrum's eigenvectors.
+RESULT_DEPENDENCIES: dict[str, tuple[str, ...]] = {
+    "training": MODEL_FIELDS + ("test_grid",),
+    "hessian": MODEL_FIELDS + ("hessian_method",),
+    "spectrum": MODEL_FIELDS + ("hessian_method", "spectrum", "top_k"),
+    "landscape": MODEL_FIELDS + ("hessian_method", "spectrum", "top_k", "landscape_range", "landscape_points"),
+}
+
+_all_fields = {f.name for f in dataclasses.fields(Settings)}
+for _kind, _fields in RESULT_DEPENDENCIES.items():
+    _unknown = set(_fields) - _all_fields
+    assert not _unknown, f"{_kind} depends on unknown settings {sorted(_unknown)}"
+
+
+def result_key(kind: str, settings: Settings) -> tuple[Any, ...]:
+    """Return a hashable key made of ``kind`` and every setting the result depends on.
+
+    Two settings objects give the same key exactly when a result of ``kind`` computed
+    for one is valid for the other.
+
+    Raises
+    ------
+    KeyError
+        If ``kind`` is not one of ``RESULT_DEPENDENCIES``.
+    """
+    if kind not in RESULT_DEPENDENCIES:
+        raise KeyError(f"unknown result kind {kind!r}; use one of {', '.join(RESULT_DEPENDENCIES)}")
+    return (kind,) + tuple((name, getattr(settings, name)) for name in RESULT_DEPENDENCIES[kind])
+
+
+def changed_settings(kind: str, computed_with: Settings, current: Settings) -> list[str]:
+    """List the settings that ``kind`` depends on and that differ between the two objects."""
+    return [
+        name
+        for name in RESULT_DEPENDENCIES[kind]
+        if getattr(computed_with, name) != getattr(current, name)
+    ]
+
+
+def describe_changes(kind: str, computed_with: Settings, current: Settings) -> str:
+    """Describe the changed settings as ``"width 8 → 16, seed 0 → 1"`` for a stale note."""
+    return ", ".join(
+        f"{name} {getattr(computed_with, name)} → {getattr(current, name)}"
+        for name in changed_settings(kind, computed_with, current)
+    )
+
+
+# --- Settings summary -----------------------------------------------------------------------
+
+BOUNDARY_DESCRIPTIONS = {
+    "edges": "all four edges, uniform along the perimeter",
+    "top-edge": "top edge only (x in [0, 1], y = 1); the other three edges are unconstrained",
+}
+
+
+def settings_summary(settings: Settings) -> dict[str, str]:
+    """Return the run's settings as short labelled lines, boundary sampling included."""
+    widths = "-".join(str(w) for w in settings.layer_widths)
+    return {
+        "network": f"{widths} {settings.activation}, {settings.n_params:,} parameters, {settings.dtype}",
+        "interior points": f"{settings.n_interior:,} ({settings.sampling})",
+        "boundary points": f"{settings.n_boundary:,} on {settings.boundary}: {BOUNDARY_DESCRIPTIONS[settings.boundary]}",
+        "training": (
+            f"{settings.adam_steps:,} Adam steps at learning rate {settings.learning_rate:g}, "
+            f"then {settings.lbfgs_steps:,} L-BFGS-B iterations"
+        ),
+        "loss weights": f"PDE {settings.pde_weight:g}, boundary {settings.boundary_weight:g}",
+        "seed": str(settings.seed),
+    }
+
+
+# --- Training progress ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Where a training run stands after one step.
+
+    Attributes
+    ----------
+    done : int
+        Steps finished, Adam steps and L-BFGS iterations together.
+    total : int
+        ``adam_steps + lbfgs_steps``; L-BFGS-B may stop before reaching it.
+    fraction : float
+        ``done / total`` clipped to [0, 1].
+    remaining_seconds : float or None
+        Estimate from the mean time per step so far; None before the first step.
+    """
+
+    done: int
+    total: int
+    fraction: float
+    remaining_seconds: float | None
+
+
+def training_progress(step, adam_steps: int) -> TrainingProgress:
+    """Return the progress after ``step`` (a ``TrainingStep``) of a run with ``adam_steps``.
+
+    The estimate assumes every remaining step costs the mean of the steps so far; an
+    L-BFGS iteration usually costs more than an Adam step, so it is a rough estimate.
+    """
+    done = step.step if step.phase == "adam" else adam_steps + step.step
+    total = max(step.total_steps, 1)
+    remaining = None
+    if done > 0 and step.seconds > 0:
+        remaining = step.seconds / done * max(total - done, 0)
+    return TrainingProgress(done, total, min(max(done / total, 0.0), 1.0), remaining)
+
+
+def format_duration(seconds: float | None) -> str:
+    """Format seconds as ``"42 s"`` or ``"3 min 05 s"``; None becomes ``"unknown"``."""
+    if seconds is None or not math.isfinite(seconds):
+        return "unknown"
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+@dataclass(frozen=True)
+class LossHistory:
+    """Loss curves of a run, one entry per step, with steps counted across both phases."""
+
+    steps: np.ndarray
+    total: np.ndarray
+    pde: np.ndarray
+    boundary: np.ndarray
+    adam_steps: int
+
+
+def loss_history(history: Sequence, adam_steps: int) -> LossHistory:
+    """Turn a list of ``TrainingStep`` records into arrays; L-BFGS steps continue after Adam's."""
+    steps = np.array(
+        [s.step if s.phase == "adam" else adam_steps + s.step for s in history], dtype=np.int64
+    )
+    return LossHistory(
+        steps=steps,
+        total=np.array([s.loss for s in history], dtype=np.float64),
+        pde=np.array([s.pde_loss for s in history], dtype=np.float64),
+        boundary=np.array([s.boundary_loss for s in history], dtype=np.float64),
+        adam_steps=adam_steps,
+    )
+
+
+# --- Solution maps --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SolutionGrids:
+    """Predicted and exact u on a square grid; arrays have shape (n, n) with x along columns."""
+
+    axis: np.ndarray
+    predicted: np.ndarray
+    exact: np.ndarray
+
+    @property
+    def error(self) -> np.ndarray:
+        """Pointwise error u_θ − u_exact."""
+        return self.predicted - self.exact
+
+
+def solution_grids(loss, theta: np.ndarray, points_per_side: int) -> SolutionGrids:
+    """Evaluate u_θ and the exact u on a ``points_per_side``² grid over [-1, 1]²."""
+    points = test_grid(points_per_side)
+    shape = (points_per_side, points_per_side)
+    predicted = loss.predict(theta, points).astype(np.float64).reshape(shape)
+    exact = exact_solution(points).reshape(shape)
+    return SolutionGrids(np.unique(points[:, 0]), predicted, exact)
+
+
+def relative_l2(grids: SolutionGrids) -> float:
+    """Return ‖u_θ − u_exact‖₂ / ‖u_exact‖₂ over the grid points."""
+    return float(np.linalg.norm(grids.error) / np.linalg.norm(grids.exact))
+
+
+def shifted_fields(loss, theta: np.ndarray, direction: np.ndarray, alpha: float, points_per_side: int):
+    """Evaluate u and the PDE residual Δu − f at θ + α·d on a square grid.
+
+    Returns
+    -------
+    axis : ndarray, shape (n,)
+    u : ndarray, shape (n, n)
+    residual : ndarray, shape (n, n)
+    """
+    shifted = np.asarray(theta, dtype=np.float64) + alpha * np.asarray(direction, dtype=np.float64)
+    shifted = shifted.astype(np.asarray(theta).dtype)
+    points = test_grid(points_per_side)
+    shape = (points_per_side, points_per_side)
+    u = loss.predict(shifted, points).astype(np.float64).reshape(shape)
+    residual = loss.residual_field(shifted, points).astype(np.float64).reshape(shape)
+    return np.unique(points[:, 0]), u, residual
+
+
+# --- Hessian heatmaps -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PooledMatrix:
+    """A matrix reduced to tiles, each cell the largest-magnitude entry of its tile.
+
+    Attributes
+    ----------
+    values : ndarray, shape (ceil(n_rows / tile), ceil(n_cols / tile))
+        The kept entry of every tile, with its sign.
+    tile : int
+        Side of a tile in matrix entries; 1 means nothing was pooled.
+    shape : tuple of int
+        Shape of the original matrix.
+    """
+
+    values: np.ndarray
+    tile: int
+    shape: tuple[int, int]
+
+    def starts(self, axis: int) -> np.ndarray:
+        """First matrix index of every tile along ``axis`` (0 rows, 1 columns)."""
+        return np.arange(0, self.shape[axis], self.tile)
+
+
+def pool_max_magnitude(matrix: np.ndarray, max_cells: int = MAX_HEATMAP_CELLS) -> PooledMatrix:
+    """Pool ``matrix`` into square tiles so neither side exceeds ``max_cells``.
+
+    Each output cell is the entry of largest absolute value in its tile, sign kept, so a
+    single large coupling stays visible where a mean would wash it out. The tile side is
+    ``ceil(max(n_rows, n_cols) / max_cells)``; the last row and column of tiles may be
+    partial. Works strip by strip, so the extra memory is one strip of tiles.
+
+    Examples
+    --------
+    >>> pooled = pool_max_magnitude(np.array([[1.0, -5.0, 2.0], [0.5, 3.0, -9.0]]), max_cells=2)
+    >>> pooled.tile, pooled.values.tolist()
+    (2, [[-5.0, -9.0]])
+    """
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2:
+        raise ValueError(f"matrix must be 2-D, got shape {matrix.shape}")
+    if max_cells < 1:
+        raise ValueError(f"max_cells must be a positive integer, got {max_cells}")
+    n_rows, n_cols = matrix.shape
+    tile = max(1, math.ceil(max(n_rows, n_cols) / max_cells))
+    if tile == 1:
+        return PooledMatrix(matrix.copy(), 1, (n_rows, n_cols))
+
+    out_rows, out_cols = math.ceil(n_rows / tile), math.ceil(n_cols / tile)
+    padded_cols = out_cols * tile
+    pooled = np.empty((out_rows, out_cols), dtype=matrix.dtype)
+    columns = np.arange(out_cols)
+    for row in range(out_rows):
+        strip = matrix[row * tile : (row + 1) * tile]
+        # Zero padding never beats a real entry, and an all-zero tile stays zero.
+        if padded_cols != n_cols:
+            strip = np.pad(strip, ((0, 0), (0, padded_cols - n_cols)))
+        height = strip.shape[0]
+        tiles = strip.reshape(height, out_cols, tile).transpose(1, 0, 2).reshape(out_cols, height * tile)
+        pooled[row] = tiles[columns, np.argmax(np.abs(tiles), axis=1)]
+    return PooledMatrix(pooled, tile, (n_rows, n_cols))
+
+
+def symlog(values: np.ndarray, linear_threshold: float) -> np.ndarray:
+    """Map values by sign(x)·log10(1 + |x| / c), linear below c and logarithmic above.
+
+    Zero maps to zero and the sign is kept, so a diverging colour scale centred on zero
+    still separates positive from negative entries that differ by many decades.
+    """
+    if not linear_threshold > 0:
+        raise ValueError(f"linear_threshold must be positive, got {linear_threshold}")
+    values = np.asarray(values, dtype=np.float64)
+    return np.sign(values) * np.log10(1.0 + np.abs(values) / linear_threshold)
+
+
+def inverse_symlog(transformed: np.ndarray, linear_threshold: float) -> np.ndarray:
+    """Undo :func:`symlog`."""
+    transformed = np.asarray(transformed, dtype=np.float64)
+    return np.sign(transformed) * linear_threshold * (10.0 ** np.abs(transformed) - 1.0)
+
+
+def symlog_threshold(max_abs: float, decades: float) -> float:
+    """Return the linear threshold c = max_abs · 10^(−decades), or 1 for an all-zero matrix."""
+    if not max_abs > 0 or not math.isfinite(max_abs):
+        return 1.0
+    return float(max_abs) * 10.0 ** (-float(decades))
+
+
+def symlog_ticks(max_abs: float, linear_threshold: float, per_side: int = 4) -> tuple[list[float], list[str]]:
+    """Return tick positions in symlog space and their labels in original units.
+
+    Ticks sit at 0 and at ±10^k for powers of ten between the threshold and ``max_abs``,
+    thinned to at most ``per_side`` on each side.
+    """
+    positions, labels = [0.0], ["0"]
+    if not max_abs > 0 or not math.isfinite(max_abs):
+        return positions, labels
+    low = math.ceil(math.log10(linear_threshold))
+    high = math.floor(math.log10(max_abs))
+    exponents = list(range(low, high + 1))
+    if len(exponents) > per_side:
+        stride = math.ceil(len(exponents) / per_side)
+        exponents = exponents[::-1][::stride][::-1]
+    for exponent in exponents:
+        value = 10.0**exponent
+        label = f"{value:g}"
+        position = float(symlog(np.array(value), linear_threshold))
+        positions = [-position] + positions + [position]
+        labels = ["-" + label] + labels + [label]
+    return positions, labels
+
+
+def block_boundaries(layout: NetworkLayout) -> list[int]:
+    """Return the θ indices where a new parameter block starts, the first block excluded."""
+    return [block.offset for block in layout.blocks[1:]]
+
+
+def spread_positions(centers: Sequence[float], min_gap: float, low: float, high: float) -> np.ndarray:
+    """Move sorted label positions apart so neighbours are at least ``min_gap`` apart.
+
+    A forward pass pushes labels up, a backward pass pulls them back below ``high``; a
+    label stays at its centre wherever there is room. If the labels do not fit between
+    ``low`` and ``high`` at all, the last ones are pushed past ``high``.
+    """
+    positions = np.asarray(centers, dtype=np.float64).copy()
+    if positions.size == 0:
+        return positions
+    positions[0] = max(positions[0], low)
+    for i in range(1, positions.size):
+        positions[i] = max(positions[i], positions[i - 1] + min_gap)
+    positions[-1] = min(positions[-1], high)
+    for i in range(positions.size - 2, -1, -1):
+        positions[i] = min(positions[i], positions[i + 1] - min_gap)
+    # The backward pass may have crossed ``low``; a last forward pass restores the gaps.
+    positions[0] = max(positions[0], low)
+    for i in range(1, positions.size):
+        positions[i] = max(positions[i], positions[i - 1] + min_gap)
+    return positions
+
+
+@dataclass(frozen=True)
+class BlockLabels:
+    """Where to write each block's name along a Hessian axis, in θ-index units."""
+
+    names: list[str]
+    centers: np.ndarray
+    positions: np.ndarray
+
+
+def block_labels(layout: NetworkLayout, start: int = 0, stop: int | None = None, min_fraction: float = 0.03) -> BlockLabels:
+    """Place the names of the blocks that overlap ``[start, stop)`` along one axis.
+
+    Labels start at their block's centre (clipped to the range) and are spread at least
+    ``min_fraction`` of the range apart, so the names of small bias blocks do not overlap.
+    """
+    stop = layout.n_params if stop is None else stop
+    names, centers = [], []
+    for block in layout.blocks:
+        first, last = max(block.offset, start), min(block.stop, stop)
+        if first < last:
+            names.append(block.name)
+            centers.append((first + last - 1) / 2)
+    gap = min_fraction * (stop - start)
+    return BlockLabels(names, np.array(centers), spread_positions(centers, gap, start, stop - 1))
+
+
+def block_frobenius_norms(matrix: np.ndarray, layout: NetworkLayout) -> np.ndarray:
+    """Return ‖H[block i, block j]‖_F for every pair of blocks, shape (n_blocks, n_blocks)."""
+    matrix = np.asarray(matrix)
+    if matrix.shape != (layout.n_params, layout.n_params):
+        raise ValueError(
+            f"matrix must have shape ({layout.n_params}, {layout.n_params}) for this layout, got {matrix.shape}"
+        )
+    blocks = layout.blocks
+    norms = np.empty((len(blocks), len(blocks)))
+    for i, row in enumerate(blocks):
+        for j, column in enumerate(blocks):
+            norms[i, j] = np.linalg.norm(matrix[row.offset : row.stop, column.offset : column.stop])
+    return norms
+
+
+def block_range(layout: NetworkLayout, name: str) -> tuple[int, int]:
+    """Return ``(start, stop)`` of the block called ``name``, such as ``"layer 2 kernel"``."""
+    for block in layout.blocks:
+        if block.name == name:
+            return block.offset, block.stop
+    known = ", ".join(block.name for block in layout.blocks)
+    raise KeyError(f"no block named {name!r}; the blocks are {known}")
+
+
+def clip_range(start: int, stop: int, n: int, max_size: int = MAX_HEATMAP_CELLS) -> tuple[int, int]:
+    """Clip ``[start, stop)`` to ``[0, n)`` and to at most ``max_size`` entries from ``start``.
+
+    Raises
+    ------
+    ValueError
+        If the range is empty after clipping to ``[0, n)``.
+    """
+    start, stop = max(0, int(start)), min(n, int(stop))
+    if start >= stop:
+        raise ValueError(f"index range [{start}, {stop}) is empty; choose start < stop within [0, {n})")
+    return start, min(stop, start + max_size)
+
+
+# --- Spectra --------------------------------------------------------------------------------
+
+
+def symlog_histogram(eigenvalues: np.ndarray, linear_threshold: float, bins: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram of eigenvalues on the symlog scale.
+
+    Returns the bin edges in symlog units, shape (bins + 1,), and the fraction of
+    eigenvalues in each bin, shape (bins,), which sums to 1. Equal-width bins in symlog
+    units resolve the crowd of eigenvalues near zero and the few large ones together.
+    """
+    transformed = symlog(np.asarray(eigenvalues, dtype=np.float64), linear_threshold)
+    counts, edges = np.histogram(transformed, bins=bins)
+    return edges, counts / max(transformed.size, 1)

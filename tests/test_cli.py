@@ -1,0 +1,75 @@
+"""The command line: files written, progress shown, bad options rejected in one line."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hessian_core.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_OPTIONS = [
+    "--hidden-layers", "1", "--width", "6", "--n-interior", "60", "--n-boundary", "40",
+    "--adam-steps", "20", "--lbfgs-steps", "5", "--test-grid", "11",
+]
+
+
+def run_cli(*arguments, timeout=300):
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "hessian_core", *arguments],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=environment,
+    )
+
+
+def test_run_writes_training_files(tmp_path):
+    out = tmp_path / "run"
+    completed = run_cli("run", "--out", str(out), "--skip-hessian", *SMALL_OPTIONS, "--boundary", "top-edge")
+    assert completed.returncode == 0, completed.stderr
+    for name in ("config.json", "history.csv", "theta.npy", "metrics.json"):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["width"] == 6 and config["boundary"] == "top-edge"
+    theta = np.load(out / "theta.npy", allow_pickle=False)
+    assert theta.shape == ((2 + 1) * 6 + (6 + 1) * 1,)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["relative_l2_error"] > 0
+    assert metrics["boundary_sampling"] == "top-edge"
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0] == "phase,step,loss,pde_loss,boundary_loss,seconds"
+    assert len(rows) >= 1 + 20
+    assert "[train]" in completed.stderr
+    # No stray temporary files from the atomic writes.
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["--width", "0"], "width must be between 1 and 512, got 0"),
+        (["--width", "abc"], "--width must be an integer, got 'abc'"),
+        (["--activation", "relu"], "second derivative is zero almost everywhere"),
+        (["--learning-rate", "nan"], "learning_rate must be a finite number"),
+        (["--boundary", "left"], "boundary must be one of edges, top-edge, got 'left'"),
+        (["--n-interior", "-5"], "n_interior must be between 1 and 100000, got -5"),
+        (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+    ],
+)
+def test_bad_option_exits_2_with_one_line(tmp_path, arguments, expected):
+    completed = run_cli("run", "--out", str(tmp_path / "x"), *arguments, timeout=120)
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1, completed.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in completed.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_help_gives_units_and_defaults():
+    help_text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    for fragment in ("--hidden-layers", "--n-interior", "--boundary", "--learning-rate", "--lbfgs-steps", "(default: 50)", "GiB"):
+        assert fragment in help_text
