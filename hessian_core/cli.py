@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     run.add_argument(
+        "--theta",
+        type=Path,
+        help="start training from this θ (.npy, 1-D, one entry per parameter) instead of the seeded "
+        "Glorot-uniform one; with --adam-steps 0 --lbfgs-steps 0 it analyses that θ as it is",
+    )
+    run.add_argument(
         "--skip-hessian", action="store_true", help="only train; skip the Hessian, spectrum and landscape steps"
     )
     defaults = Settings()
@@ -137,9 +143,14 @@ def history_csv(history) -> str:
     return buffer.getvalue()
 
 
-def run_command(settings: Settings, out: Path, skip_hessian: bool = False) -> int:
+def run_command(settings: Settings, out: Path, skip_hessian: bool = False, theta_path: Path | None = None) -> int:
+    from .files import load_theta
+    from .network import NetworkLayout
     from .training import train
 
+    initial_theta = None
+    if theta_path is not None:
+        initial_theta = load_theta(theta_path, NetworkLayout.from_settings(settings), settings.dtype)
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "config.json", settings.to_json() + "\n")
     print(
@@ -147,7 +158,7 @@ def run_command(settings: Settings, out: Path, skip_hessian: bool = False) -> in
         f"{settings.dtype}, {settings.n_interior} interior + {settings.n_boundary} boundary ({settings.boundary}) points",
         file=sys.stderr,
     )
-    result = train(settings, callback=TerminalProgress())
+    result = train(settings, callback=TerminalProgress(), initial_theta=initial_theta)
     write_atomic(out / "history.csv", history_csv(result.history))
     write_npy_atomic(out / "theta.npy", result.theta)
     write_atomic(out / "metrics.json", json.dumps(result.metrics(), indent=2) + "\n")
@@ -178,8 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
     try:
-        return run_command(settings, arguments.out, arguments.skip_hessian)
-    except (SettingsError, MemoryError) as error:
+        return run_command(settings, arguments.out, arguments.skip_hessian, arguments.theta)
+    except (ValueError, MemoryError) as error:
+        # SettingsError, a rejected θ file and memory-budget refusals are all bad requests.
+        logger.debug("request rejected", exc_info=True)
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
     except RuntimeError as error:

@@ -316,13 +316,14 @@ def symlog(values: np.ndarray, linear_threshold: float) -> np.ndarray:
     if not linear_threshold > 0:
         raise ValueError(f"linear_threshold must be positive, got {linear_threshold}")
     values = np.asarray(values, dtype=np.float64)
-    return np.sign(values) * np.log10(1.0 + np.abs(values) / linear_threshold)
+    # log1p keeps full relative precision for |x| far below c, where 1 + |x|/c rounds to 1.
+    return np.sign(values) * np.log1p(np.abs(values) / linear_threshold) / math.log(10.0)
 
 
 def inverse_symlog(transformed: np.ndarray, linear_threshold: float) -> np.ndarray:
     """Undo :func:`symlog`."""
     transformed = np.asarray(transformed, dtype=np.float64)
-    return np.sign(transformed) * linear_threshold * (10.0 ** np.abs(transformed) - 1.0)
+    return np.sign(transformed) * linear_threshold * np.expm1(np.abs(transformed) * math.log(10.0))
 
 
 def symlog_threshold(max_abs: float, decades: float) -> float:

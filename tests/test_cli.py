@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hessian_core.cli import build_parser
+from hessian_core.cli import OPTION_NAMES, build_parser
+from hessian_core.settings import RANGES, IntRange
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_OPTIONS = [
@@ -73,3 +74,49 @@ def test_help_gives_units_and_defaults():
     help_text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
     for fragment in ("--hidden-layers", "--n-interior", "--boundary", "--learning-rate", "--lbfgs-steps", "(default: 50)", "GiB"):
         assert fragment in help_text
+
+
+def test_theta_file_is_analysed_as_given(tmp_path):
+    theta = np.linspace(-0.5, 0.5, 3 * 6 + 7)
+    np.save(tmp_path / "start.npy", theta)
+    out = tmp_path / "given"
+    completed = run_cli(
+        "run", "--out", str(out), "--skip-hessian", *SMALL_OPTIONS,
+        "--adam-steps", "0", "--lbfgs-steps", "0", "--theta", str(tmp_path / "start.npy"),
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert np.array_equal(np.load(out / "theta.npy"), theta)
+
+
+def test_mismatched_theta_file_exits_2(tmp_path):
+    np.save(tmp_path / "wrong.npy", np.zeros(7))
+    completed = run_cli("run", "--out", str(tmp_path / "x"), "--skip-hessian", *SMALL_OPTIONS, "--theta", str(tmp_path / "wrong.npy"))
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and "shape (25,)" in lines[0], completed.stderr
+
+
+def outside_values(name):
+    """Values just outside each end of a numeric range, NaN and a huge number, as CLI text."""
+    spec = RANGES[name]
+    if isinstance(spec, IntRange):
+        return [str(spec.low - 1), str(spec.high + 1), "1e400"]
+    below = spec.low if not spec.low_inclusive else spec.low / 2
+    return [repr(below), repr(spec.high * 1.5), "nan", "inf"]
+
+
+def option_for(name):
+    return OPTION_NAMES.get(name, "--" + name.replace("_", "-"))
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [(name, text) for name in RANGES for text in outside_values(name)],
+)
+def test_every_numeric_setting_rejected_outside_range(tmp_path, name, text):
+    completed = run_cli("run", "--out", str(tmp_path / "x"), option_for(name), text, timeout=120)
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1, completed.stderr
+    assert name in lines[0] or option_for(name) in lines[0]
+    assert not (tmp_path / "x").exists()
