@@ -93,7 +93,7 @@ def sidebar_settings(defaults: Settings) -> Settings | None:
         placeholders.get(error.field, st.sidebar).error(str(error))
         return None
 
-    problem = ""
+    problem = views.dense_hessian_problem(settings)
     if problem:
         placeholders["hessian_check"].warning(problem)
     return settings

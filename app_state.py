@@ -94,6 +94,7 @@ class StoredResult:
     settings: Settings
     value: Any
     source_id: int | None = None
+    source_kind: str | None = None
     result_id: int = field(default_factory=lambda: next(_result_ids))
 
     @property
@@ -121,7 +122,10 @@ def save_result(kind: str, settings: Settings, value: Any, source: StoredResult 
     network alone takes about 225 MB and a session may hold three of them (total, PDE,
     boundary).
     """
-    stored = StoredResult(kind, settings, value, None if source is None else source.result_id)
+    if source is None:
+        stored = StoredResult(kind, settings, value)
+    else:
+        stored = StoredResult(kind, settings, value, source.result_id, source.kind)
     _results()[kind] = stored
     logger.info("stored %s result %d", kind, stored.result_id)
     return stored
@@ -132,33 +136,41 @@ def latest_result(kind: str) -> StoredResult | None:
     return _results().get(kind)
 
 
-def stale_reason(stored: StoredResult, settings: Settings, source: StoredResult | None = None) -> str:
+def stale_reason(stored: StoredResult, settings: Settings) -> str:
     """Explain why ``stored`` does not fit ``settings``, or return "" if it is fresh.
 
-    A result is stale when a setting it depends on changed, or when the upstream result it
-    was computed from has been replaced by a newer run.
+    A result is stale when a setting it depends on changed, when the result it was
+    computed from has been replaced by a newer run, or when that result is stale itself.
     """
     changes = views.describe_changes(stored.kind, stored.settings, settings)
     if changes:
         return f"settings changed since it was computed: {changes}"
-    if stored.source_id is not None and (source is None or source.result_id != stored.source_id):
-        return "it was computed from an earlier run, which has been replaced"
-    return ""
+    if stored.source_id is None:
+        return ""
+    source = latest_result(stored.source_kind)
+    if source is None or source.result_id != stored.source_id:
+        return f"it was computed from an earlier {stored.source_kind} result, which has been replaced"
+    upstream = stale_reason(source, settings)
+    return f"its {source.kind} result is stale ({upstream})" if upstream else ""
 
 
-def fresh_result(kind: str, settings: Settings, source: StoredResult | None = None) -> StoredResult | None:
-    """Return the stored result of ``kind`` if it is valid for ``settings`` and ``source``."""
+def fresh_result(kind: str, settings: Settings) -> StoredResult | None:
+    """Return the stored result of ``kind`` if it is valid for ``settings``, else None."""
     stored = latest_result(kind)
-    if stored is None or stale_reason(stored, settings, source):
+    if stored is None or stale_reason(stored, settings):
         return None
     return stored
 
 
-def show_stale_note(stored: StoredResult, settings: Settings, source: StoredResult | None = None) -> bool:
+def show_stale_note(stored: StoredResult, settings: Settings) -> bool:
     """Write a visible note above a stale result; return True if it is stale."""
-    reason = stale_reason(stored, settings, source)
+    reason = stale_reason(stored, settings)
     if reason:
-        st.warning(f"Stale {stored.kind} result, shown as computed before: {reason}. Compute it again to update it.", icon="⚠️")
+        st.warning(
+            f"Stale {stored.kind.replace('_', '-')} result, shown as computed before: {reason}. "
+            "Compute it again to update it.",
+            icon="⚠️",
+        )
     return bool(reason)
 
 

@@ -251,21 +251,26 @@ def eigenvalue_density(histograms: dict[str, tuple[np.ndarray, np.ndarray]], max
     return figure
 
 
-def slq_density(grid: np.ndarray, density: np.ndarray, max_abs: float, threshold: float) -> go.Figure:
-    """Spectral density estimated by stochastic Lanczos quadrature, on a symlog x axis."""
-    figure = go.Figure(
-        go.Scatter(x=views.symlog(grid, threshold), y=density, customdata=grid, mode="lines", name="SLQ density",
-                   hovertemplate="λ %{customdata:.3e}<br>density %{y:.3e}<extra></extra>")
-    )
+def slq_densities(densities: dict[str, tuple[np.ndarray, np.ndarray]], max_abs: float, threshold: float) -> go.Figure:
+    """Spectral densities from stochastic Lanczos quadrature, one line per matrix, symlog x axis."""
+    figure = go.Figure()
+    for name, (grid, density) in densities.items():
+        figure.add_trace(
+            go.Scatter(x=views.symlog(grid, threshold), y=density, customdata=grid, mode="lines", name=name,
+                       hovertemplate="λ %{customdata:.3e}<br>density %{y:.3e}<extra>" + name + "</extra>")
+        )
     _symlog_axis(figure, "xaxis", max_abs, threshold, "eigenvalue λ (symlog)")
-    figure.update_layout(title="Spectral density (stochastic Lanczos quadrature)", yaxis_title="density", yaxis_type="log", height=420, margin={"t": 50})
+    figure.update_layout(title="Spectral density (stochastic Lanczos quadrature)", yaxis_title="density",
+                         yaxis_type="log", height=420, margin={"t": 50})
     return figure
 
 
 # --- Landscape ------------------------------------------------------------------------------
 
 
-def landscape_slices(alphas: np.ndarray, curves: dict[str, np.ndarray], models: dict[str, np.ndarray], title: str) -> go.Figure:
+def landscape_slices(
+    alphas: np.ndarray, curves: dict[str, np.ndarray], models: dict[str, np.ndarray], title: str, log_axis: bool = True
+) -> go.Figure:
     """Loss along each direction (solid) with its quadratic model (dashed, same colour)."""
     figure = go.Figure()
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
@@ -278,7 +283,7 @@ def landscape_slices(alphas: np.ndarray, curves: dict[str, np.ndarray], models: 
                            line={"color": colour, "dash": "dash"})
             )
     figure.update_layout(title=title, xaxis_title="step α along the unit direction", yaxis_title="loss L(θ + α d)",
-                         yaxis_type="log", height=420, margin={"t": 50})
+                         yaxis_type="log" if log_axis else "linear", height=420, margin={"t": 50})
     return figure
 
 

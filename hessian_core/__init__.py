@@ -10,4 +10,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from .settings import Settings, SettingsError  # noqa: E402
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["MemoryBudgetError", "Settings", "SettingsError", "compute_hessian", "hessian"]
+
+# Exported lazily, so that importing the package for its settings does not import TensorFlow.
+_LAZY_EXPORTS = {
+    "hessian": ".generic_hessian",
+    "compute_hessian": ".hessian_methods",
+    "MemoryBudgetError": ".memory",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

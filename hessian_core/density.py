@@ -166,7 +166,7 @@ def slq_density(
     if grid is None:
         grid = np.linspace(nodes.min() - 3 * width, nodes.max() + 3 * width, grid_points)
     density = smoothed_density(nodes, weights / n_runs, grid, width)
-    logger.info("SLQ density: %d runs of %d steps, %d products", n_runs, n_steps, counting.n_products)
+    logger.info("SLQ density: %d runs of %d steps, %d products", n_runs, n_steps, tridiagonal.n_products)
     return SpectralDensity(
         grid=np.asarray(grid, dtype=np.float64),
         density=density,
@@ -175,7 +175,7 @@ def slq_density(
         width=float(width),
         n_runs=n_runs,
         n_steps=n_steps,
-        n_products=counting.n_products,
+        n_products=tridiagonal.n_products,
         seed=seed,
         restarts=tridiagonal.restarts,
     )

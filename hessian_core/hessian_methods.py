@@ -29,3 +29,427 @@ Methods: ``forward-over-reverse`` (default), ``reverse-over-reverse``, ``jacobia
 ``tf-hessians`` and ``gauss-newton`` (an approximation, labelled as such). ``matrix-free``
 has no dense matrix and is rejected here; use :class:`hessian_core.hvp.HessianVectorProduct`.
 """
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from .gauss_newton import gauss_newton_bytes, gauss_newton_matrix
+from .generic_hessian import (
+    VariableHessianColumns,
+    check_reverse_over_reverse_size,
+    fill_blocks,
+    symmetrize,
+)
+from .loss import PoissonLoss
+from .memory import (
+    MemoryBudgetError,
+    autodiff_block_bytes,
+    budget_bytes,
+    dense_matrix_bytes,
+    format_bytes,
+    plan_blocks,
+    structured_block_bytes,
+)
+from .settings import HESSIAN_METHODS
+from .structured_hessian import StructuredPinnHessian
+
+logger = logging.getLogger(__name__)
+
+DENSE_METHODS = tuple(m for m in HESSIAN_METHODS if m != "matrix-free")
+
+# XLA compilation of the structured blocks. Both settings give the same matrix; see
+# docs/benchmarks.md for the timings behind the default.
+STRUCTURED_JIT_COMPILE = False
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class HessianRecord:
+    """How a Hessian was computed, for ``hessian.json`` and the app.
+
+    Attributes
+    ----------
+    method : str
+    dtype : str
+        Floating-point type the derivatives were computed in; the matrices are float64.
+    n_params : int
+    block_size : int
+        Hessian columns per compiled call (1 for the row-by-row methods).
+    chunk_points : int or None
+        Collocation points of each kind per chunk, or None when all points go at once.
+    seconds : float
+        Wall time of the computation, symmetrisation included.
+    n_products : int
+        Hessian-vector products (columns or rows) computed, summed over the terms.
+    asymmetry : float
+        max|H − Hᵀ| / max|H| of the total, measured before symmetrisation, over
+        ``asymmetry_scope``.
+    asymmetry_scope : str
+        Which entries were computed twice and compared.
+    approximation : bool
+        True for Gauss-Newton, which is not the Hessian.
+    memory_estimate_bytes, memory_budget_bytes : int
+    layout : dict
+        Layer widths and parameter blocks (``NetworkLayout.to_dict``).
+    note : str
+    """
+
+    method: str
+    dtype: str
+    n_params: int
+    block_size: int
+    chunk_points: int | None
+    seconds: float
+    n_products: int
+    asymmetry: float
+    asymmetry_scope: str
+    approximation: bool
+    memory_estimate_bytes: int
+    memory_budget_bytes: int
+    layout: dict = field(default_factory=dict)
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class HessianResult:
+    """A dense Hessian and, when requested, its PDE and boundary parts.
+
+    Attributes
+    ----------
+    matrix : ndarray, shape (P, P), float64
+        Hessian of the total loss (the Gauss-Newton matrix for method ``gauss-newton``),
+        exactly symmetric.
+    pde, boundary : ndarray, shape (P, P), float64, or None
+        The same for the weighted PDE and boundary terms; ``pde + boundary`` equals
+        ``matrix`` up to rounding. None when ``split_terms=False``.
+    record : HessianRecord
+    """
+
+    matrix: np.ndarray
+    pde: np.ndarray | None
+    boundary: np.ndarray | None
+    record: HessianRecord
+
+
+def compute_hessian(
+    loss: PoissonLoss,
+    theta,
+    method: str = "forward-over-reverse",
+    memory_budget_gib: float = 2.0,
+    split_terms: bool = True,
+    progress: Progress | None = None,
+    force: bool = False,
+) -> HessianResult:
+    """Compute the dense Hessian ∇²L(θ) of the PINN loss, and of its two terms.
+
+    .. math:: H = \\nabla^2_\\theta L = \\nabla^2_\\theta L_{pde} + \\nabla^2_\\theta L_{bc}
+
+    Parameters
+    ----------
+    loss : PoissonLoss
+    theta : array_like, shape (P,)
+        Parameters, converted to ``loss.dtype``; the derivatives are computed in that dtype.
+    method : str
+        One of ``DENSE_METHODS``:
+
+        ``forward-over-reverse``
+            Hand-written second-order adjoint, layer by layer (see
+            :mod:`hessian_core.structured_hessian`): P columns, each costing less than one
+            gradient of the loss because it starts at its own layer and stops there.
+        ``reverse-over-reverse``
+            One eager reverse sweep per gradient entry; rejected above 1,000 parameters
+            unless ``force=True``.
+        ``jacobian-pfor``
+            pfor Jacobian of k gradient entries at a time.
+        ``tf-hessians``
+            ``tf.hessians`` of the flat θ inside ``tf.function`` (a compiled loop of P
+            reverse sweeps).
+        ``gauss-newton``
+            The Gauss-Newton matrix from the residual Jacobians, an approximation.
+    memory_budget_gib : float
+        Budget for the dense results plus one block of working tensors; it sets the
+        block size and, if needed, the point chunk.
+    split_terms : bool
+        Also return the PDE and boundary parts. The tape-based methods then run twice,
+        once per term; ``forward-over-reverse`` and ``gauss-newton`` get both at no extra cost.
+    progress : callable, optional
+        ``progress(done, total)`` as columns (or rows) are filled, with total = P.
+    force : bool
+        Allow reverse-over-reverse above 1,000 parameters.
+
+    Returns
+    -------
+    HessianResult
+
+    Raises
+    ------
+    MemoryBudgetError
+        Before allocating, when the dense results (8·P² bytes each, three with
+        ``split_terms``) plus one block of the method do not fit in the budget.
+    ValueError
+        For an unknown method, ``matrix-free``, a θ of the wrong shape, or a forbidden
+        reverse-over-reverse.
+    """
+    if method == "matrix-free":
+        raise ValueError(
+            "method 'matrix-free' has no dense Hessian; use hessian_core.hvp.HessianVectorProduct for "
+            f"products, or one of {', '.join(DENSE_METHODS)} for the matrix"
+        )
+    if method not in DENSE_METHODS:
+        raise ValueError(f"method must be one of {', '.join(DENSE_METHODS)}, got {method!r}")
+    theta = np.asarray(theta)
+    if theta.shape != (loss.n_params,):
+        raise ValueError(
+            f"θ must have shape ({loss.n_params},) for layer widths {list(loss.layout.widths)}, got {theta.shape}"
+        )
+    theta = theta.astype(loss.dtype.as_numpy_dtype)
+    budget = budget_bytes(memory_budget_gib)
+    n_params = loss.n_params
+    dense = dense_matrix_bytes(n_params, 3 if split_terms else 1)
+    what = f"the {method} Hessian of {n_params:,} parameters ({'three' if split_terms else 'one'} P × P float64 matrices)"
+    report = progress if progress is not None else _log_progress(method)
+
+    if method == "reverse-over-reverse":
+        check_reverse_over_reverse_size(n_params, force)
+
+    start = time.perf_counter()
+    if method == "forward-over-reverse":
+        result = _structured_hessian(loss, theta, what, dense, budget, split_terms, report)
+    elif method == "gauss-newton":
+        result = _gauss_newton(loss, theta, memory_budget_gib, split_terms, report)
+    elif method == "tf-hessians":
+        result = _tf_hessians(loss, theta, what, dense, budget, split_terms, report)
+    else:
+        result = _tape_hessian(loss, theta, method, what, dense, budget, split_terms, report)
+    result.record.seconds = time.perf_counter() - start
+    result.record.layout = loss.layout.to_dict()
+    logger.info(
+        "%s Hessian of %d parameters in %.1f s, asymmetry %.2e before symmetrisation",
+        method, n_params, result.record.seconds, result.record.asymmetry,
+    )
+    return result
+
+
+def _log_progress(method: str) -> Progress:
+    """Log progress at most every 10% of the columns."""
+    last = [-1]
+
+    def report(done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if tenth > last[0]:
+            last[0] = tenth
+            logger.info("%s Hessian: %d of %d columns", method, done, total)
+
+    return report
+
+
+def _structured_plan(loss: PoissonLoss, what: str, dense: int, budget: int):
+    widths = loss.layout.widths
+    n_interior, n_boundary = int(loss.interior.shape[0]), int(loss.boundary.shape[0])
+    itemsize = loss.dtype.size
+
+    def block_bytes(k: int, chunk: int) -> int:
+        return structured_block_bytes(widths, min(chunk, n_interior), min(chunk, n_boundary), k, itemsize)
+
+    widest_layer = max((widths[i] + 1) * widths[i + 1] for i in range(len(widths) - 1))
+    return plan_blocks(what, block_bytes, widest_layer, max(n_interior, n_boundary), dense, budget)
+
+
+def _structured_hessian(loss, theta, what, dense, budget, split_terms, report) -> HessianResult:
+    plan = _structured_plan(loss, what, dense, budget)
+    n_interior, n_boundary = int(loss.interior.shape[0]), int(loss.boundary.shape[0])
+    chunk = plan.chunk_points if plan.chunk_points < max(n_interior, n_boundary) else None
+    engine = StructuredPinnHessian(loss, theta, chunk_points=chunk, jit_compile=STRUCTURED_JIT_COMPILE)
+
+    n_params = loss.n_params
+    layout = loss.layout
+    pde = np.zeros((n_params, n_params))
+    boundary = np.zeros((n_params, n_params)) if split_terms else None
+    done = 0
+    report(0, n_params)
+    for layer in range(1, layout.n_layers + 1):
+        layer_slice = layout.layer_slice(layer)
+        n_columns = layer_slice.stop - layer_slice.start
+        for start in range(0, n_columns, plan.block_size):
+            local = np.arange(start, min(start + plan.block_size, n_columns))
+            # Pad the last block to the layer's block size so each layer is traced once.
+            width = min(plan.block_size, n_columns)
+            rows_pde, rows_boundary = engine.block_rows(layer, np.pad(local, (0, width - len(local)), mode="edge"))
+            rows_pde, rows_boundary = rows_pde[: len(local)], rows_boundary[: len(local)]
+            # Column c of H restricted to rows >= offset, stored as row c (H is symmetric).
+            columns = layer_slice.start + local
+            if split_terms:
+                pde[columns, layer_slice.start :] = rows_pde
+                boundary[columns, layer_slice.start :] = rows_boundary
+            else:
+                pde[columns, layer_slice.start :] = rows_pde + rows_boundary
+            done += len(local)
+            report(done, n_params)
+
+    # Rows of lower layers were never computed: mirror them from the blocks above.
+    parts = [pde, boundary] if split_terms else [pde]
+    for matrix in parts:
+        for layer in range(1, layout.n_layers + 1):
+            layer_slice = layout.layer_slice(layer)
+            matrix[layer_slice.stop :, layer_slice] = matrix[layer_slice, layer_slice.stop :].T
+
+    if split_terms:
+        total = pde + boundary
+    else:
+        total, pde = pde, None
+    # Only the diagonal layer blocks were computed twice (both triangles), so only they
+    # carry a measurable asymmetry; symmetrise each matrix block by block there.
+    asymmetry = _diagonal_block_asymmetry(total, layout)
+    for matrix in [total] + ([pde, boundary] if split_terms else []):
+        for layer in range(1, layout.n_layers + 1):
+            layer_slice = layout.layer_slice(layer)
+            block = matrix[layer_slice, layer_slice]
+            symmetrize(block)
+
+    record = HessianRecord(
+        method="forward-over-reverse",
+        dtype=loss.dtype.name,
+        n_params=n_params,
+        block_size=plan.block_size,
+        chunk_points=chunk,
+        seconds=0.0,
+        n_products=n_params,
+        asymmetry=asymmetry,
+        asymmetry_scope="diagonal layer blocks (the off-diagonal blocks are computed once and mirrored)",
+        approximation=False,
+        memory_estimate_bytes=plan.total_bytes,
+        memory_budget_bytes=budget,
+        note="structured forward-over-reverse: columns of layer l need only rows of layers >= l",
+    )
+    return HessianResult(total, pde, boundary, record)
+
+
+def _diagonal_block_asymmetry(matrix: np.ndarray, layout) -> float:
+    largest = float(np.abs(matrix).max())
+    if largest == 0:
+        return 0.0
+    asymmetry = 0.0
+    for layer in range(1, layout.n_layers + 1):
+        layer_slice = layout.layer_slice(layer)
+        block = matrix[layer_slice, layer_slice]
+        asymmetry = max(asymmetry, float(np.abs(block - block.T).max()))
+    return asymmetry / largest
+
+
+def _term_functions(loss: PoissonLoss, split_terms: bool):
+    """Return [(name, loss term of θ)] for the Hessians a tape-based method must compute."""
+    if split_terms:
+        return [("pde", loss.pde_loss), ("boundary", loss.boundary_loss)]
+    return [("total", loss)]
+
+
+def _tape_hessian(loss, theta, method, what, dense, budget, split_terms, report) -> HessianResult:
+    widths = loss.layout.widths
+    n_interior, n_boundary = int(loss.interior.shape[0]), int(loss.boundary.shape[0])
+    itemsize = loss.dtype.size
+
+    def block_bytes(k: int, chunk: int) -> int:
+        return autodiff_block_bytes(widths, n_interior, n_boundary, k, itemsize)
+
+    if method == "reverse-over-reverse":
+        plan = plan_blocks(what, block_bytes, 1, n_interior, dense, budget, chunkable=False)
+    else:
+        plan = plan_blocks(what, block_bytes, loss.n_params, n_interior, dense, budget, chunkable=False)
+
+    variable = tf.Variable(theta, dtype=loss.dtype)
+    n_params = loss.n_params
+    terms = _term_functions(loss, split_terms)
+    matrices = {}
+    for index, (name, function) in enumerate(terms):
+        columns = VariableHessianColumns(lambda function=function: function(variable), [variable])
+
+        def term_progress(done: int, total: int, index=index) -> None:
+            report(index * n_params + done, len(terms) * n_params)
+
+        if method == "reverse-over-reverse":
+            matrices[name] = columns.reverse_over_reverse(term_progress)
+        else:
+            matrices[name] = fill_blocks(n_params, plan.block_size, columns.jacobian_rows, term_progress)
+    return _assemble(loss, matrices, method, plan.block_size if method != "reverse-over-reverse" else 1, plan.total_bytes, budget, len(terms))
+
+
+def _tf_hessians(loss, theta, what, dense, budget, split_terms, report) -> HessianResult:
+    widths = loss.layout.widths
+    n_interior, n_boundary = int(loss.interior.shape[0]), int(loss.boundary.shape[0])
+
+    def block_bytes(k: int, chunk: int) -> int:
+        return autodiff_block_bytes(widths, n_interior, n_boundary, k, loss.dtype.size)
+
+    plan = plan_blocks(what, block_bytes, 1, n_interior, dense, budget, chunkable=False)
+    theta_tensor = tf.constant(theta, dtype=loss.dtype)
+    terms = _term_functions(loss, split_terms)
+    matrices = {}
+    report(0, loss.n_params)
+    for index, (name, function) in enumerate(terms):
+        # tf.hessians works only in graph mode, and only on one flat tensor gives the
+        # cross-layer blocks.
+        compiled = tf.function(lambda t, function=function: tf.hessians(function(t), t)[0])
+        matrices[name] = compiled(theta_tensor).numpy().astype(np.float64)
+    report(loss.n_params, loss.n_params)
+    return _assemble(loss, matrices, "tf-hessians", 1, plan.total_bytes, budget, len(terms))
+
+
+def _assemble(loss, matrices, method, block_size, estimate, budget, n_terms) -> HessianResult:
+    """Sum the term matrices, measure the total's asymmetry, then symmetrise everything."""
+    if "total" in matrices:
+        total, pde, boundary = matrices["total"], None, None
+    else:
+        pde, boundary = matrices["pde"], matrices["boundary"]
+        total = pde + boundary
+    asymmetry = symmetrize(total)
+    for part in (pde, boundary):
+        if part is not None:
+            symmetrize(part)
+    record = HessianRecord(
+        method=method,
+        dtype=loss.dtype.name,
+        n_params=loss.n_params,
+        block_size=block_size,
+        chunk_points=None,
+        seconds=0.0,
+        n_products=n_terms * loss.n_params,
+        asymmetry=asymmetry,
+        asymmetry_scope="all entries",
+        approximation=False,
+        memory_estimate_bytes=estimate,
+        memory_budget_bytes=budget,
+    )
+    return HessianResult(total, pde, boundary, record)
+
+
+def _gauss_newton(loss, theta, memory_budget_gib, split_terms, report) -> HessianResult:
+    result = gauss_newton_matrix(loss, theta, memory_budget_gib, progress=report)
+    record = HessianRecord(
+        method="gauss-newton",
+        dtype=loss.dtype.name,
+        n_params=loss.n_params,
+        block_size=0,
+        chunk_points=None,
+        seconds=result.seconds,
+        n_products=result.n_jacobian_rows,
+        asymmetry=result.asymmetry,
+        asymmetry_scope="the PDE and boundary parts JᵀJ, from one matrix product each",
+        approximation=True,
+        memory_estimate_bytes=gauss_newton_bytes(loss, split_terms),
+        memory_budget_bytes=budget_bytes(memory_budget_gib),
+        note="Gauss-Newton approximation 2·JᵀJ/N, not the Hessian; H − G is the residual-curvature term",
+    )
+    if split_terms:
+        return HessianResult(result.matrix, result.pde, result.boundary, record)
+    return HessianResult(result.matrix, None, None, record)

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse.linalg
 
+from .memory import MemoryBudgetError, budget_bytes
+
 logger = logging.getLogger(__name__)
 
-GIB = 2**30
 WHICH = ("LA", "SA")
 
 
@@ -193,7 +194,7 @@ def lanczos_eigenpairs(
     seed : int
         Seed of the start vector, so a run can be repeated exactly.
     memory_budget_gib : float, optional
-        If given, a basis that would not fit raises ``MemoryError`` before any product.
+        If given, a basis that would not fit raises ``MemoryBudgetError`` before any product.
 
     Returns
     -------
@@ -220,10 +221,13 @@ def lanczos_eigenpairs(
         raise ValueError(f"tol must be positive, got {tol}; 1e-10 gives eigenvalues to about 1e-12 relative")
     if memory_budget_gib is not None:
         needed = (ncv + 2 * k + 4) * n * 8
-        if needed > memory_budget_gib * GIB:
-            raise MemoryError(
-                f"a Lanczos basis of {ncv} vectors of length {n} needs about {needed / GIB:.2f} GiB, more than the "
-                f"budget of {memory_budget_gib:g} GiB; lower k (now {k}) or ncv, or raise the memory budget"
+        budget = budget_bytes(memory_budget_gib)
+        if needed > budget:
+            raise MemoryBudgetError(
+                f"a Lanczos basis of {ncv} vectors of length {n}",
+                needed,
+                budget,
+                f"lower k (now {k}) or ncv, or raise the memory budget",
             )
     max_products = 20 * n if max_products is None else int(max_products)
     # Each ARPACK restart costs about ncv - k products.
@@ -331,7 +335,7 @@ def lanczos_tridiagonal(
         so far counts as an invariant subspace.
     memory_budget_gib : float, optional
         If given, a basis of ``steps · runs`` vectors that would not fit raises
-        ``MemoryError`` before any product.
+        ``MemoryBudgetError`` before any product.
 
     Cost: steps · runs products and O(steps² · P · runs) flops for the
     reorthogonalisation; memory steps · P · runs · 8 bytes for the stored basis.
@@ -351,10 +355,10 @@ def lanczos_tridiagonal(
         raise ValueError("every start vector must be finite and non-zero")
     if memory_budget_gib is not None:
         needed = (steps + 3) * n * runs * 8
-        if needed > memory_budget_gib * GIB:
-            raise MemoryError(
-                f"{runs} Lanczos runs of {steps} steps on P = {n} need about {needed / GIB:.2f} GiB for their bases, "
-                f"more than the budget of {memory_budget_gib:g} GiB; use fewer runs or steps"
+        budget = budget_bytes(memory_budget_gib)
+        if needed > budget:
+            raise MemoryBudgetError(
+                f"the bases of {runs} Lanczos runs of {steps} steps on P = {n}", needed, budget, "use fewer runs or steps"
             )
 
     rng = np.random.default_rng(seed)

@@ -147,11 +147,13 @@ def plan_blocks(
     dense_bytes: int,
     budget: int,
     max_block_size: int = MAX_BLOCK_SIZE,
+    chunkable: bool = True,
 ) -> BlockPlan:
     """Choose the largest block of columns, and then of points, whose estimate fits the budget.
 
     ``block_bytes(k, chunk_points)`` estimates one block. The dense results are checked
-    first, so a matrix that cannot fit is rejected before anything is allocated.
+    first, so a matrix that cannot fit is rejected before anything is allocated. Methods
+    that cannot split the collocation points pass ``chunkable=False``.
 
     Raises
     ------
@@ -174,7 +176,7 @@ def plan_blocks(
                 low = middle
             else:
                 high = middle - 1
-        if low >= min(8, n_columns) or chunk <= 64:
+        if low >= min(8, n_columns) or chunk <= 64 or not chunkable:
             break
         # Fewer points per chunk before fewer than 8 columns per block: both cut memory
         # linearly, but tiny blocks waste most of the time on per-call overhead.

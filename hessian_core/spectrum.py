@@ -33,12 +33,9 @@ from typing import Callable
 import numpy as np
 import scipy.linalg
 
-from .memory import MemoryBudgetError, eigh_memory_bytes
+from .memory import MemoryBudgetError, budget_bytes, dense_matrix_bytes, eigh_memory_bytes
 
 logger = logging.getLogger(__name__)
-
-GIB = 2**30
-
 
 @dataclass(frozen=True)
 class SpectrumStatistics:
@@ -173,19 +170,20 @@ def spectrum_statistics(
 
 
 def check_eigh_memory(n_params: int, memory_budget_gib: float) -> int:
-    """Raise ``MemoryBudgetError`` unless the matrix and LAPACK's workspace fit the budget.
+    """Raise ``MemoryBudgetError`` unless the matrix and LAPACK's working arrays fit the budget.
 
-    The estimate is the P × P float64 matrix itself plus ``eigh_memory_bytes(P)``
-    (about three more P × P float64 arrays: the copy LAPACK overwrites, the
-    Householder vectors and the eigenvector workspace). Returns the estimate in bytes.
+    The estimate is the P × P float64 matrix the caller holds plus
+    ``memory.eigh_memory_bytes(P)`` (the copy LAPACK overwrites and about 3·P² float64
+    values of workspace): 8·5·P² bytes, 1.05 GiB for P = 5,301. Returns it in bytes.
     """
-    needed = n_params * n_params * 8 + eigh_memory_bytes(n_params)
-    budget = memory_budget_gib * GIB
+    needed = dense_matrix_bytes(n_params) + eigh_memory_bytes(n_params)
+    budget = budget_bytes(memory_budget_gib)
     if needed > budget:
         raise MemoryBudgetError(
-            f"the dense eigendecomposition of a {n_params} × {n_params} Hessian needs about "
-            f"{needed / GIB:.2f} GiB, more than the memory budget of {memory_budget_gib:g} GiB; "
-            "use spectrum='lanczos' (matrix-free Lanczos) or raise the memory budget"
+            f"the dense eigendecomposition (eigh) of a {n_params} × {n_params} Hessian",
+            needed,
+            budget,
+            "use spectrum='lanczos' (--spectrum lanczos, matrix-free Lanczos) or raise the memory budget",
         )
     return needed
 

@@ -90,10 +90,22 @@ def _sum_products(*pairs) -> tf.Tensor | None:
 
 
 def _stream_matmul(tangent: tf.Tensor, matrix: tf.Tensor, transpose_b: bool = False) -> tf.Tensor:
-    """Multiply a batch of stream tangents (k, N, n) by one matrix, as one 2-D product."""
-    k, n_points = tf.shape(tangent)[0], tf.shape(tangent)[1]
-    product = tf.matmul(tf.reshape(tangent, [k * n_points, tangent.shape[-1]]), matrix, transpose_b=transpose_b)
-    return tf.reshape(product, [k, n_points, product.shape[-1]])
+    """Multiply a batch of stream tangents (N, k, n) by one matrix, as one 2-D product."""
+    n_points, k = tf.shape(tangent)[0], tf.shape(tangent)[1]
+    product = tf.matmul(tf.reshape(tangent, [n_points * k, tangent.shape[-1]]), matrix, transpose_b=transpose_b)
+    return tf.reshape(product, [n_points, k, product.shape[-1]])
+
+
+def _contract_points(tangent: tf.Tensor, adjoint: tf.Tensor) -> tf.Tensor:
+    """Return Σ_n tangent[n, κ, p]·adjoint[n, q] for tangent (N, k, p) and adjoint (N, q): (k, p, q)."""
+    k, p = tf.shape(tangent)[1], tangent.shape[-1]
+    product = tf.matmul(tf.reshape(tangent, [-1, k * p]), adjoint, transpose_a=True)
+    return tf.reshape(product, [k, p, adjoint.shape[-1]])
+
+
+def _expand_coefficients(coefficients: dict) -> dict:
+    """Insert the tangent axis: (N, n) arrays become (N, 1, n), to broadcast over (N, k, n)."""
+    return {name: value[:, None, :] for name, value in coefficients.items()}
 
 
 # Names of the per-unit coefficient arrays of a hidden layer, interior points. The first six
@@ -362,6 +374,8 @@ class StructuredPinnHessian:
         )
 
     def _point_set_rows(self, layer: int, input_index, output_index, point_set: _PointSet, data: dict) -> tf.Tensor:
+        # Tangents are laid out (N, k, n): points first, so that every contraction over the
+        # points is one 2-D matrix product without transposing a large tensor.
         L = self.n_layers
         is_pde = point_set.kind == "pde"
         forward = _pde_forward_tangent if is_pde else _boundary_forward_tangent
@@ -370,40 +384,40 @@ class StructuredPinnHessian:
         k = tf.shape(input_index)[0]
 
         # Layer `layer`'s pre-activation tangent, one column per direction: the input stream
-        # picked by input_index, in unit output_index (shape (k, N) per stream).
-        column_tangents = [tf.transpose(tf.gather(s, input_index, axis=1)) for s in data["streams_with_bias"][layer - 1]]
+        # picked by input_index, in unit output_index (shape (N, k) per stream).
+        column_tangents = [tf.gather(s, input_index, axis=1) for s in data["streams_with_bias"][layer - 1]]
         unit_mask = tf.one_hot(output_index, self.layout.widths[layer], dtype=self.dtype)  # (k, n_layer)
 
         # Forward tangents of the full hidden layers above `layer`: dA[m], dS[m] with m 0-based.
         full_pre = {}
         full_out = {}
         if layer < L:
-            c_layer = {name: tf.transpose(tf.gather(v, output_index, axis=1)) for name, v in data["coefficients"][layer - 1].items()}
+            c_layer = {name: tf.gather(v, output_index, axis=1) for name, v in data["coefficients"][layer - 1].items()}
             column_out = forward(c_layer, *column_tangents)
             next_kernel_rows = tf.gather(self.params[layer][0], output_index)  # (k, n_{layer+1})
-            pre = [t[:, :, None] * next_kernel_rows[:, None, :] for t in column_out]
+            pre = [t[:, :, None] * next_kernel_rows for t in column_out]
             for m in range(layer, L - 1):
                 full_pre[m] = pre
-                full_out[m] = forward(data["coefficients"][m], *pre)
+                full_out[m] = forward(_expand_coefficients(data["coefficients"][m]), *pre)
                 pre = [_stream_matmul(t, self.params[m + 1][0]) for t in full_out[m]]
             output_tangent = pre[out][:, :, 0]
         else:
             output_tangent = column_tangents[out]
 
-        # Tangent of the output adjoint: d(2w·r/N) = (2w/N)·d(output).
-        output_adjoint_tangent = point_set.tangent_scale * output_tangent  # (k, N)
+        # Tangent of the output adjoint: d(2w·r/N) = (2w/N)·d(output), shape (N, k).
+        output_adjoint_tangent = point_set.tangent_scale * output_tangent
         rows = []
 
         # Output layer rows: kernel Sᵀ·dĀ + dSᵀ·Ā on the loss-carrying stream, bias ΣdĀ for u.
         stream_below = data["streams"][L - 1][out]
-        kernel_row = tf.matmul(output_adjoint_tangent, stream_below)  # (k, n_{L-1})
+        kernel_row = tf.matmul(output_adjoint_tangent, stream_below, transpose_a=True)  # (k, n_{L-1})
         if layer < L:
             adjoint = data["output_adjoint"]
             if layer == L - 1:
-                kernel_row += tf.linalg.matvec(column_out[out], adjoint)[:, None] * unit_mask
+                kernel_row += tf.linalg.matvec(column_out[out], adjoint, transpose_a=True)[:, None] * unit_mask
             else:
-                kernel_row += tf.einsum("knp,n->kp", full_out[L - 2][out], adjoint)
-        bias_row = tf.reduce_sum(output_adjoint_tangent, 1, keepdims=True) if not is_pde else tf.zeros([k, 1], self.dtype)
+                kernel_row += _contract_points(full_out[L - 2][out], adjoint[:, None])[:, :, 0]
+        bias_row = tf.reduce_sum(output_adjoint_tangent, 0)[:, None] if not is_pde else tf.zeros([k, 1], self.dtype)
         rows.append(tf.concat([kernel_row, bias_row], 1))
         if layer == L:
             return tf.concat(rows, 1)
@@ -413,34 +427,35 @@ class StructuredPinnHessian:
         adjoint_tangents = [None] * len(column_tangents)
         adjoint_tangents[out] = output_adjoint_tangent[:, :, None] * output_kernel
         for m in reversed(range(layer - 1, L - 1)):
-            c = data["coefficients"][m]
             if m > layer - 1:
-                pre_adjoint_tangents = reverse(c, adjoint_tangents, full_pre[m])
+                pre_adjoint_tangents = reverse(_expand_coefficients(data["coefficients"][m]), adjoint_tangents, full_pre[m])
             else:
                 # M·dA only in each direction's own unit, where the column tangents live.
-                pre_adjoint_tangents = reverse(c, adjoint_tangents, None)
+                pre_adjoint_tangents = reverse(_expand_coefficients(data["coefficients"][m]), adjoint_tangents, None)
                 column_extra = reverse(c_layer, [None] * len(column_tangents), column_tangents)
                 pre_adjoint_tangents = [
-                    full if extra is None else full + extra[:, :, None] * unit_mask[:, None, :]
+                    full if extra is None else full + extra[:, :, None] * unit_mask
                     for full, extra in zip(pre_adjoint_tangents, column_extra)
                 ]
 
+            fan_in, fan_out = self.layout.widths[m], self.layout.widths[m + 1]
+            # Sᵀ·dĀ: the stored input streams against the adjoint tangents, as (n_in, k·n_out).
             kernel_rows = 0
             for stream, tangent in zip(data["streams"][m], pre_adjoint_tangents):
                 if tangent is not None:
-                    kernel_rows += tf.einsum("np,knq->kpq", stream, tangent)
+                    kernel_rows += tf.matmul(stream, tf.reshape(tangent, [-1, k * fan_out]), transpose_a=True)
+            kernel_rows = tf.transpose(tf.reshape(kernel_rows, [fan_in, k, fan_out]), [1, 0, 2])
             if m > layer - 1:
                 # dSᵀ·Ā: the input streams of layer m + 1 move too.
                 for index, adjoint in enumerate(data["adjoints"][m]):
                     if adjoint is None:
                         continue
                     if m - 1 == layer - 1:
-                        moved = tf.matmul(column_out[index], adjoint)  # (k, n_{m+1})
+                        moved = tf.matmul(column_out[index], adjoint, transpose_a=True)  # (k, n_out)
                         kernel_rows += unit_mask[:, :, None] * moved[:, None, :]
                     else:
-                        kernel_rows += tf.einsum("knp,nq->kpq", full_out[m - 1][index], adjoint)
-            bias_rows = tf.reduce_sum(pre_adjoint_tangents[0], 1)
-            fan_in, fan_out = self.layout.widths[m], self.layout.widths[m + 1]
+                        kernel_rows += _contract_points(full_out[m - 1][index], adjoint)
+            bias_rows = tf.reduce_sum(pre_adjoint_tangents[0], 0)
             rows.append(tf.concat([tf.reshape(kernel_rows, [k, fan_in * fan_out]), bias_rows], 1))
             if m > layer - 1:
                 adjoint_tangents = [

@@ -90,7 +90,8 @@ def hutchinson_trace(operator, n_probes: int = 100, seed: int = 0, block_size: i
     samples = np.empty(n_probes)
     for start in range(0, n_probes, block_size):
         count = min(block_size, n_probes - start)
-        probes = rng.choice(np.array([-1.0, 1.0]), size=(n, count))
+        # One draw per probe, so the probes do not depend on block_size.
+        probes = np.stack([rng.choice(np.array([-1.0, 1.0]), size=n) for _ in range(count)], axis=1)
         samples[start : start + count] = np.einsum("ij,ij->j", probes, counting.matmat(probes))
 
     estimate = float(np.mean(samples))

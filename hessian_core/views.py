@@ -51,6 +51,8 @@ MODEL_FIELDS: tuple[str, ...] = (
 RESULT_DEPENDENCIES: dict[str, tuple[str, ...]] = {
     "training": MODEL_FIELDS + ("test_grid",),
     "hessian": MODEL_FIELDS + ("hessian_method",),
+    "cross_check": MODEL_FIELDS + ("hessian_method",),
+    "gauss_newton": MODEL_FIELDS,
     "spectrum": MODEL_FIELDS + ("hessian_method", "spectrum", "top_k"),
     "landscape": MODEL_FIELDS + ("hessian_method", "spectrum", "top_k", "landscape_range", "landscape_points"),
 }
@@ -123,7 +125,7 @@ def settings_summary(settings: Settings) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class TrainingProgress:
-    """Where a training run stands after one step.
+    """Progress of a training run after one step.
 
     Attributes
     ----------
@@ -146,8 +148,8 @@ class TrainingProgress:
 def training_progress(step, adam_steps: int) -> TrainingProgress:
     """Return the progress after ``step`` (a ``TrainingStep``) of a run with ``adam_steps``.
 
-    The estimate assumes every remaining step costs the mean of the steps so far; an
-    L-BFGS iteration usually costs more than an Adam step, so it is a rough estimate.
+    The estimate assumes that every remaining step costs the mean of the steps so far.
+    An L-BFGS iteration usually costs more than an Adam step, so it is a rough estimate.
     """
     done = step.step if step.phase == "adam" else adam_steps + step.step
     total = max(step.total_steps, 1)
@@ -387,7 +389,7 @@ def spread_positions(centers: Sequence[float], min_gap: float, low: float, high:
 
 @dataclass(frozen=True)
 class BlockLabels:
-    """Where to write each block's name along a Hessian axis, in θ-index units."""
+    """Positions of the block names along a Hessian axis, in θ-index units."""
 
     names: list[str]
     centers: np.ndarray
@@ -462,3 +464,266 @@ def symlog_histogram(eigenvalues: np.ndarray, linear_threshold: float, bins: int
     transformed = symlog(np.asarray(eigenvalues, dtype=np.float64), linear_threshold)
     counts, edges = np.histogram(transformed, bins=bins)
     return edges, counts / max(transformed.size, 1)
+
+
+# --- Checks before a run --------------------------------------------------------------------
+
+# The dense Hessian step keeps three P × P float64 matrices: the total, PDE and boundary parts.
+DENSE_HESSIAN_MATRICES = 3
+
+
+def dense_hessian_problem(settings: Settings) -> str:
+    """Explain why the dense Hessian or the dense spectrum of ``settings`` cannot run, or return "".
+
+    Checks only the large dense arrays against the memory budget, before anything is
+    computed: the three Hessian matrices, and for ``spectrum="dense"`` the matrix plus
+    LAPACK's workspace. The Hessian methods check their working blocks again when they run.
+    """
+    from .memory import budget_bytes, dense_matrix_bytes, eigh_memory_bytes, format_bytes
+
+    n = settings.n_params
+    if settings.hessian_method == "matrix-free":
+        if settings.spectrum == "dense":
+            return (
+                "Eigensolver 'dense' needs the dense Hessian, but the Hessian method is matrix-free; "
+                "choose eigensolver 'lanczos' for a matrix-free spectrum, or a dense Hessian method."
+            )
+        return ""
+    budget = budget_bytes(settings.memory_budget_gib)
+    hessian_bytes = dense_matrix_bytes(n, DENSE_HESSIAN_MATRICES)
+    eigh_bytes = dense_matrix_bytes(n) + eigh_memory_bytes(n) if settings.spectrum == "dense" else 0
+    needed = max(hessian_bytes, eigh_bytes)
+    if needed <= budget:
+        return ""
+    if eigh_bytes > hessian_bytes:
+        what = "its dense eigendecomposition needs"
+    else:
+        what = "its total, PDE and boundary matrices need"
+    return (
+        f"A dense {n:,} × {n:,} Hessian does not fit the memory budget: {what} about "
+        f"{format_bytes(needed)}, more than {settings.memory_budget_gib:g} GiB. Choose Hessian method "
+        f"'matrix-free' with eigensolver 'lanczos' (no dense matrix), raise the memory budget to at least "
+        f"{math.ceil(needed / 2**30 * 4) / 4:g} GiB, or use a smaller network."
+    )
+
+
+@dataclass(frozen=True)
+class SpectrumSummary:
+    """The numbers of the Spectrum page's metrics row and top-k table, from either eigensolver.
+
+    Attributes
+    ----------
+    mode : str
+        ``"dense"`` (every eigenvalue known) or ``"lanczos"`` (matrix-free estimates).
+    largest, smallest : float
+        Largest and smallest algebraic eigenvalue; "top" is always the largest algebraic.
+    n_negative : float
+        Number of negative eigenvalues; an estimate from the SLQ weights in Lanczos mode.
+    trace : float
+        Exact sum of the eigenvalues, or Hutchinson's estimate in Lanczos mode.
+    trace_standard_error : float or None
+        Standard error of the Hutchinson estimate; None when the trace is exact.
+    condition_number : float or None
+        λ_max over the smallest positive eigenvalue above the tolerance; None when not
+        every eigenvalue is known, ``inf`` when no eigenvalue is positive.
+    top_eigenvalues, top_residuals : ndarray
+        Largest algebraic eigenvalues, descending, with ‖Hv − λv‖ / |λ| of each pair.
+    converged : bool
+        False when the eigensolver did not converge every requested pair.
+    """
+
+    mode: str
+    largest: float
+    smallest: float
+    n_negative: float
+    trace: float
+    trace_standard_error: float | None
+    condition_number: float | None
+    top_eigenvalues: np.ndarray
+    top_residuals: np.ndarray
+    converged: bool = True
+
+
+def summarise_dense_spectrum(spectrum) -> SpectrumSummary:
+    """Summarise a ``hessian_core.spectrum.DenseSpectrum``."""
+    statistics = spectrum.statistics
+    return SpectrumSummary(
+        mode="dense",
+        largest=statistics.largest,
+        smallest=statistics.smallest,
+        n_negative=float(statistics.n_negative),
+        trace=statistics.trace,
+        trace_standard_error=None,
+        condition_number=statistics.condition_number_positive,
+        top_eigenvalues=np.asarray(spectrum.top_eigenvalues),
+        top_residuals=np.asarray(spectrum.top_residuals),
+    )
+
+
+def estimated_negative_count(density, n_params: int) -> float:
+    """Estimate the number of negative eigenvalues as P times the SLQ weight on negative nodes.
+
+    Each run's weights sum to 1 and approximate the spectral measure, so the mean weight on
+    nodes below zero approximates the fraction of negative eigenvalues.
+    """
+    negative_weight = np.sum(np.where(density.nodes < 0, density.weights, 0.0), axis=1)
+    return float(np.mean(negative_weight) * n_params)
+
+
+def summarise_matrix_free_spectrum(top, bottom, density, trace, n_params: int) -> SpectrumSummary:
+    """Summarise Lanczos top and bottom pairs, an SLQ density and a Hutchinson trace."""
+    largest = float(top.eigenvalues[0]) if top.eigenvalues.size else float("nan")
+    smallest = float(bottom.eigenvalues[0]) if bottom.eigenvalues.size else float("nan")
+    return SpectrumSummary(
+        mode="lanczos",
+        largest=largest,
+        smallest=smallest,
+        n_negative=estimated_negative_count(density, n_params),
+        trace=float(trace.estimate),
+        trace_standard_error=float(trace.standard_error),
+        condition_number=None,
+        top_eigenvalues=np.asarray(top.eigenvalues),
+        top_residuals=np.asarray(top.residuals),
+        converged=bool(top.converged and bottom.converged),
+    )
+
+
+@dataclass
+class SpectrumResult:
+    """What the Spectrum page stores, from the dense eigensolver or from Lanczos.
+
+    Attributes
+    ----------
+    summary : SpectrumSummary
+    top_eigenvalues : ndarray, shape (k,)
+        Largest algebraic first.
+    top_eigenvectors : ndarray, shape (P, k)
+    bottom_eigenvalues, bottom_eigenvectors
+        The most negative pair, shapes (1,) and (P, 1).
+    spectra : dict of str to ndarray, or None
+        Every eigenvalue of the total, PDE and boundary Hessians (dense mode only).
+    densities : dict of str to SpectralDensity, or None
+        SLQ densities of the same three matrices (Lanczos mode only).
+    seconds : float
+    """
+
+    summary: SpectrumSummary
+    top_eigenvalues: np.ndarray
+    top_eigenvectors: np.ndarray
+    bottom_eigenvalues: np.ndarray
+    bottom_eigenvectors: np.ndarray
+    spectra: dict | None
+    densities: dict | None
+    seconds: float
+
+
+def all_eigenvalues(matrix: np.ndarray, memory_budget_gib: float) -> np.ndarray:
+    """Return every eigenvalue of a symmetric matrix, ascending, after checking the memory budget.
+
+    Cost: one O(P³) tridiagonal reduction (``scipy.linalg.eigh`` with ``eigvals_only``).
+    """
+    import scipy.linalg
+
+    from .spectrum import check_eigh_memory
+
+    matrix = np.asarray(matrix, dtype=np.float64)
+    check_eigh_memory(matrix.shape[0], memory_budget_gib)
+    return scipy.linalg.eigh(matrix, eigvals_only=True, lower=True, check_finite=False)
+
+
+def eigenvalue_table(summary: SpectrumSummary) -> dict[str, np.ndarray]:
+    """Columns of the top-k table: rank, eigenvalue and relative residual."""
+    count = summary.top_eigenvalues.size
+    return {
+        "rank": np.arange(1, count + 1),
+        "eigenvalue": summary.top_eigenvalues,
+        "residual ‖Hv − λv‖ / |λ|": summary.top_residuals,
+    }
+
+
+def eigenvalues_csv(result: SpectrumResult) -> str:
+    """Write the eigenvalues as CSV: every eigenvalue per term (dense) or the pairs found (Lanczos)."""
+    lines = []
+    if result.spectra is not None:
+        names = list(result.spectra)
+        lines.append("index," + ",".join(names))
+        columns = [np.asarray(result.spectra[name]) for name in names]
+        for i in range(len(columns[0])):
+            lines.append(f"{i}," + ",".join(repr(float(column[i])) for column in columns))
+    else:
+        lines.append("kind,rank,eigenvalue,relative_residual")
+        for rank, (value, residual) in enumerate(zip(result.summary.top_eigenvalues, result.summary.top_residuals), 1):
+            lines.append(f"top,{rank},{float(value)!r},{float(residual)!r}")
+        for rank, value in enumerate(result.bottom_eigenvalues, 1):
+            lines.append(f"most negative,{rank},{float(value)!r},")
+    return "\n".join(lines) + "\n"
+
+
+# --- Landscape ------------------------------------------------------------------------------
+
+RANDOM_DIRECTIONS = 2
+
+
+def unit_random_directions(layout: NetworkLayout, theta: np.ndarray, seed: int, count: int = RANDOM_DIRECTIONS) -> np.ndarray:
+    """Draw ``count`` per-neuron-normalised random directions, each scaled to unit length.
+
+    Per-neuron normalisation gives each neuron a share of the step that matches its part
+    of θ; unit length then makes α mean the same step size as along a unit eigenvector,
+    so the slices compare directly. Direction i uses seed ``seed + i``.
+
+    Returns an array of shape (P, count), float64.
+    """
+    from .landscape import random_direction
+
+    columns = []
+    for i in range(count):
+        direction = random_direction(layout, theta, seed + i)
+        columns.append(direction / np.linalg.norm(direction))
+    return np.stack(columns, axis=1)
+
+
+def eigenvector_choices(result: "SpectrumResult") -> dict[str, tuple[str, int]]:
+    """Name every eigenvector a slice can follow: ``"top 1"`` … ``"top k"`` and ``"most negative"``."""
+    choices = {f"top {i + 1}": ("top", i) for i in range(result.top_eigenvalues.size)}
+    if result.bottom_eigenvalues.size:
+        choices["most negative"] = ("bottom", 0)
+    return choices
+
+
+def chosen_eigenvectors(result: "SpectrumResult", names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Return the eigenvectors named in ``names`` as columns (P, m) and their eigenvalues (m,)."""
+    choices = eigenvector_choices(result)
+    vectors, values = [], []
+    for name in names:
+        kind, index = choices[name]
+        if kind == "top":
+            vectors.append(result.top_eigenvectors[:, index])
+            values.append(result.top_eigenvalues[index])
+        else:
+            vectors.append(result.bottom_eigenvectors[:, index])
+            values.append(result.bottom_eigenvalues[index])
+    return np.stack(vectors, axis=1), np.array(values, dtype=np.float64)
+
+
+def landscape_arrays(slices, surface) -> dict[str, np.ndarray]:
+    """Collect a ``LineSlices`` and a ``Surface`` into named arrays for an ``.npz`` download."""
+    arrays = {
+        "surface_alphas": surface.alphas,
+        "surface_betas": surface.betas,
+        "surface_total": surface.total,
+        "surface_pde": surface.pde,
+        "surface_boundary": surface.boundary,
+        "slice_alphas": slices.alphas,
+        "slice_labels": np.array(slices.labels),
+    }
+    for name in ("total", "pde", "boundary", "quadratic_total", "curvatures", "gradient_projections"):
+        arrays[f"slice_{name}"] = getattr(slices, name)
+    return arrays
+
+
+def slice_curves(slices, labels: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Pick the total loss and its quadratic model of the named directions from a ``LineSlices``."""
+    rows = {label: index for index, label in enumerate(slices.labels)}
+    curves = {label: slices.total[rows[label]] for label in labels}
+    models = {label: slices.quadratic_total[rows[label]] for label in labels}
+    return curves, models
