@@ -2,7 +2,7 @@
 
 This entry script draws the shared sidebar, builds one validated ``Settings`` from it and
 runs the page chosen in the navigation. Widget limits come from
-``hessian_core.settings.RANGES`` and ``CHOICES``; the starting values are the defaults of
+``hessian_core.settings.RANGES`` and ``CHOICES``. The starting values are the defaults of
 ``Settings``, updated from the JSON in the ``HESSIAN_LAB_DEFAULTS`` environment variable
 when it is set.
 """
@@ -99,16 +99,16 @@ def sidebar_settings(defaults: Settings) -> Settings | None:
     return settings
 
 
-st.set_page_config(page_title="PINN Hessian Lab", page_icon="🧮", layout="wide")
+st.set_page_config(page_title="PINN Hessian Lab", page_icon=":material/function:", layout="wide")
 st.sidebar.title("PINN Hessian Lab")
-st.sidebar.caption("Every control has a tooltip (ⓘ) with its unit and accepted range.")
+st.sidebar.caption("Every control has a tooltip (?) with its unit and accepted range.")
 
 pages = st.navigation(
     [
-        st.Page("pages/train.py", title="Train", icon="🏋️", default=True),
-        st.Page("pages/hessian.py", title="Hessian", icon="🔲"),
-        st.Page("pages/spectrum.py", title="Spectrum", icon="📊"),
-        st.Page("pages/landscape.py", title="Landscape", icon="⛰️"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
+        st.Page("pages/hessian.py", title="Hessian", icon=":material/grid_on:"),
+        st.Page("pages/spectrum.py", title="Spectrum", icon=":material/bar_chart:"),
+        st.Page("pages/landscape.py", title="Landscape", icon=":material/landscape:"),
     ]
 )
 

@@ -169,7 +169,7 @@ def show_stale_note(stored: StoredResult, settings: Settings) -> bool:
         st.warning(
             f"Stale {stored.kind.replace('_', '-')} result, shown as computed before: {reason}. "
             "Compute it again to update it.",
-            icon="⚠️",
+            icon=":material/warning:",
         )
     return bool(reason)
 
@@ -187,11 +187,11 @@ def errors_on_page(action: str) -> Iterator[None]:
         yield
     except (ValueError, RuntimeError, MemoryError) as error:
         logger.warning("%s failed: %s", action, error)
-        st.error(f"{action} failed: {error}", icon="🚫")
+        st.error(f"{action} failed: {error}", icon=":material/error:")
     except Exception as error:  # noqa: BLE001 - the page must not show a traceback
         logger.exception("%s failed unexpectedly", action)
         st.error(
             f"{action} failed with an unexpected {type(error).__name__}: {error}. "
             "The server log has the traceback; please report it.",
-            icon="🚫",
+            icon=":material/error:",
         )

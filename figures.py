@@ -51,6 +51,7 @@ def loss_curve(history: views.LossHistory) -> go.Figure:
         xaxis_title="step (Adam, then L-BFGS-B iterations)",
         yaxis_title="loss",
         yaxis_type="log",
+        yaxis_exponentformat="e",
         legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
         height=380,
         margin={"t": 60, "b": 40},
@@ -151,8 +152,8 @@ def hessian_heatmap(
             figure.add_vline(x=boundary - 0.5 * pooled.tile, line_width=0.6, line_color="black")
         if rows[0] < boundary < rows[1]:
             figure.add_hline(y=boundary - 0.5 * pooled.tile, line_width=0.6, line_color="black")
-    row_labels = views.block_labels(layout, *rows)
-    column_labels = views.block_labels(layout, *columns)
+    row_labels = views.block_labels(layout, *rows, high=rows[0] + pooled.starts(0)[-1])
+    column_labels = views.block_labels(layout, *columns, high=columns[0] + pooled.starts(1)[-1])
     resolution = "full resolution" if pooled.tile == 1 else f"pooled {pooled.tile}×{pooled.tile} (largest |entry| of each tile)"
     figure.update_layout(
         title=f"{title}: rows {rows[0]}–{rows[1] - 1}, columns {columns[0]}–{columns[1] - 1}, {resolution}",
@@ -301,7 +302,7 @@ def landscape_contour(alphas: np.ndarray, betas: np.ndarray, values: np.ndarray)
 
 
 def landscape_surface(alphas: np.ndarray, betas: np.ndarray, values: np.ndarray) -> go.Figure:
-    """The same plane as a 3D surface of log10 L."""
+    """Draw the plane of :func:`landscape_contour` as a 3D surface of log10 L."""
     figure = go.Figure(go.Surface(x=alphas, y=betas, z=np.log10(values), colorscale=SEQUENTIAL, colorbar={"title": {"text": "log10 L"}}))
     figure.update_layout(
         title="Loss surface over eigenvectors 1 and 2",

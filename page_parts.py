@@ -62,17 +62,17 @@ def file_stem(label: str) -> str:
 def require_training(settings: Settings) -> app_state.StoredResult:
     """Return the session's trained model, or stop the page with a note to train first.
 
-    A stale model is still returned, with a note, so its earlier results stay visible; the
+    A stale model is still returned with a note, so its earlier results stay visible. The
     compute steps check freshness themselves and never pair it with the new settings.
     """
     stored = app_state.latest_result("training")
     if stored is None:
         st.info("Train the network on the Train page first; this page analyses the trained θ.")
-        st.page_link("pages/train.py", label="Go to the Train page", icon="🏋️")
+        st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
         st.stop()
     reason = app_state.stale_reason(stored, settings)
     if reason:
-        st.warning(f"The trained model is stale ({reason}). Train again on the Train page to analyse the new settings.", icon="⚠️")
+        st.warning(f"The trained model is stale ({reason}). Train again on the Train page to analyse the new settings.", icon=":material/warning:")
     return stored
 
 
@@ -115,9 +115,9 @@ def hessian_result(settings: Settings, training: app_state.StoredResult) -> app_
             "sidebar to see the matrix; the Spectrum and Landscape pages work matrix-free."
         )
     elif problem:
-        st.warning(problem, icon="⚠️")
+        st.warning(problem, icon=":material/warning:")
     elif app_state.stale_reason(training, settings):
-        pass  # require_training has already said to train again.
+        pass  # require_training has already shown the note to train again.
     elif stored is None or st.button("Compute the Hessian again", type="primary"):
         computed = _compute_dense_hessian(settings, training)
         if computed is not None:
@@ -219,7 +219,7 @@ def _matrix_free_spectrum(settings: Settings, training: app_state.StoredResult, 
     trace = hutchinson_trace(operator("total"), n_probes=HUTCHINSON_PROBES, seed=settings.seed)
     summary = views.summarise_matrix_free_spectrum(top, bottom, densities["total"], trace, n)
     if not summary.converged:
-        st.warning(f"Lanczos did not converge every pair: {top.message or bottom.message}", icon="⚠️")
+        st.warning(f"Lanczos did not converge every pair: {top.message or bottom.message}", icon=":material/warning:")
     return views.SpectrumResult(
         summary=summary,
         top_eigenvalues=top.eigenvalues,
@@ -302,7 +302,7 @@ def landscape_result(settings: Settings, training: app_state.StoredResult, spect
     """Return the plane through eigenvectors 1 and 2 and the default slices, computing them when missing.
 
     The stored value is ``{"surface": Surface, "slices": {eigenvector names: LineSlices}}``;
-    every ``LineSlices`` also holds the random directions.
+    every ``LineSlices`` also contains the random directions.
     """
     from hessian_core.landscape import surface
 
@@ -319,7 +319,7 @@ def landscape_result(settings: Settings, training: app_state.StoredResult, spect
 
     model, eigen = training.value, spectrum.value
     if eigen.top_eigenvalues.size < 2:
-        st.warning("The plane needs two eigenvectors, but the spectrum has fewer; raise top-k to at least 2.", icon="⚠️")
+        st.warning("The plane needs two eigenvectors, but the spectrum has fewer; raise top-k to at least 2.", icon=":material/warning:")
         return None
     names = tuple(name for name in DEFAULT_SLICE_EIGENVECTORS if name in views.eigenvector_choices(eigen))
     with app_state.errors_on_page("The landscape"):

@@ -75,25 +75,23 @@ class HessianVectorProduct:
                 chunks.append((kind, tuple(t[start:stop] for t in tensors), (stop - start) / n))
         return chunks
 
-    def _term_value(self, theta: tf.Tensor, kind: str, tensors, weight: float) -> tf.Tensor:
+    def _term_value(self, theta: tf.Tensor, kind: str, tensors, weight) -> tf.Tensor:
         if kind == "pde":
             return weight * self.loss.pde_loss(theta, *tensors)
         return weight * self.loss.boundary_loss(theta, *tensors)
 
-    def _block_eager(self, vectors: tf.Tensor) -> tf.Tensor:
-        # vectors has shape (k, P); the result row i is H · vectors[i].
+    def _block_eager(self, vectors: tf.Tensor, kind: str, tensors, weight: tf.Tensor) -> tf.Tensor:
+        # vectors has shape (k, P); row i of the result is H_chunk · vectors[i]. The chunk's
+        # points are arguments, so chunks of one size share one traced function.
         theta = self.theta
 
         def single(vector):
-            total = tf.zeros_like(theta)
-            for kind, tensors, weight in self._chunks:
-                with tf.autodiff.ForwardAccumulator(theta, vector) as accumulator:
-                    with tf.GradientTape() as tape:
-                        tape.watch(theta)
-                        value = self._term_value(theta, kind, tensors, weight)
-                    gradient = tape.gradient(value, theta)
-                total += accumulator.jvp(gradient)
-            return total
+            with tf.autodiff.ForwardAccumulator(theta, vector) as accumulator:
+                with tf.GradientTape() as tape:
+                    tape.watch(theta)
+                    value = self._term_value(theta, kind, tensors, weight)
+                gradient = tape.gradient(value, theta)
+            return accumulator.jvp(gradient)
 
         return tf.vectorized_map(single, vectors)
 
@@ -103,11 +101,16 @@ class HessianVectorProduct:
         squeeze = vectors.ndim == 1
         if squeeze:
             vectors = vectors[:, None]
-        if vectors.shape[0] != self.loss.n_params:
+        if vectors.ndim != 2 or vectors.shape[0] != self.loss.n_params:
             raise ValueError(f"vectors must have {self.loss.n_params} rows, got shape {vectors.shape}")
-        product = self._block(tf.constant(vectors.T, dtype=self.loss.dtype)).numpy().T
+        tangents = tf.constant(vectors.T, dtype=self.loss.dtype)
+        total = None
+        # Chunks are summed in a fixed order, so repeated calls give identical results.
+        for kind, tensors, weight in self._chunks:
+            part = self._block(tangents, kind, tensors, tf.constant(weight, self.loss.dtype))
+            total = part if total is None else total + part
         self.n_products += vectors.shape[1]
-        product = product.astype(np.float64)
+        product = total.numpy().T.astype(np.float64)
         return product[:, 0] if squeeze else product
 
     def matvec(self, vector: np.ndarray) -> np.ndarray:

@@ -199,7 +199,7 @@ def lanczos_eigenpairs(
     Returns
     -------
     LanczosResult
-        ``converged`` is False and ``message`` says why when ARPACK stopped early; the
+        ``converged`` is False and ``message`` states why when ARPACK stopped early; the
         pairs it had converged are still returned with their residuals.
 
     Examples
@@ -289,7 +289,7 @@ class LanczosTridiagonal:
     ``beta[r]`` (shape (steps - 1,)). An off-diagonal entry of exactly 0 marks an
     invariant subspace: the run continued from a fresh random vector orthogonal to all
     earlier Lanczos vectors, so with steps = P the matrix has every eigenvalue of A,
-    repeated ones included, while the first start vector only sees the first block.
+    repeated ones included, although the first start vector only reaches the first block.
 
     Attributes
     ----------

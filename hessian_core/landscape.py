@@ -14,9 +14,9 @@ check_surface_memory(loss, points, memory_budget_gib) -> int
 landscape_parameters(...) / cache_key(parameters)
     Every setting that changes a landscape result, and a hash of them for caches.
 
-Each result carries ``parameters`` (range, points, direction kind and seed, the SHA-256
-of θ, of the directions and of the loss definition) and ``cache_key``, a hash of all of
-them, so a cache keyed on ``cache_key`` never returns values computed for other settings.
+Each result carries ``parameters``: the range, the points, the direction kind and seed,
+and the SHA-256 of θ, of the directions and of the loss definition. Its ``cache_key`` is
+a hash of all of them, so a cache keyed on it cannot return values of other settings.
 """
 
 from __future__ import annotations
@@ -338,6 +338,7 @@ def line_slices(
     direction_source: str = "",
     memory_budget_gib: float = 2.0,
     progress: Callable[[str], None] | None = None,
+    term_products: tuple[HessianVectorProduct, HessianVectorProduct] | None = None,
 ) -> LineSlices:
     """Evaluate the loss and its terms along θ + α·v for every column v of ``directions``.
 
@@ -366,6 +367,9 @@ def line_slices(
         Sets the batch size (see :func:`check_surface_memory`).
     progress : callable, optional
         Receives a one-line message about every 5 s.
+    term_products : (HessianVectorProduct, HessianVectorProduct), optional
+        Products of the PDE and boundary Hessians at this θ, to reuse their compiled
+        functions across calls; built here when not given.
 
     Cost: m · points loss evaluations in batches, and 2m Hessian-vector products for the
     PDE and boundary curvatures.
@@ -404,10 +408,14 @@ def line_slices(
     gradient_projections[0] = gradient_projections[1] + gradient_projections[2]
     curvatures = np.empty((3, n_directions))
     n_products = 0
-    for row, term in ((1, "pde"), (2, "boundary")):
-        hvp = HessianVectorProduct(loss, theta, term=term)
+    if term_products is None:
+        term_products = (HessianVectorProduct(loss, theta, term="pde"), HessianVectorProduct(loss, theta, term="boundary"))
+    for row, (term, hvp) in enumerate(zip(("pde", "boundary"), term_products), start=1):
+        if hvp.term != term or not np.array_equal(hvp.theta.numpy(), theta):
+            raise ValueError(f"term_products[{row - 1}] must be the {term} product at this θ, got the {hvp.term} product")
+        before = hvp.n_products
         curvatures[row] = np.einsum("ij,ij->j", directions, hvp.matmat(directions))
-        n_products += hvp.n_products
+        n_products += hvp.n_products - before
     curvatures[0] = eigenvalues if eigenvalues is not None else curvatures[1] + curvatures[2]
 
     def quadratic(row: int, value: float) -> np.ndarray:

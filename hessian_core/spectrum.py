@@ -172,7 +172,7 @@ def spectrum_statistics(
 def check_eigh_memory(n_params: int, memory_budget_gib: float) -> int:
     """Raise ``MemoryBudgetError`` unless the matrix and LAPACK's working arrays fit the budget.
 
-    The estimate is the P × P float64 matrix the caller holds plus
+    The estimate is the P × P float64 matrix the caller keeps plus
     ``memory.eigh_memory_bytes(P)`` (the copy LAPACK overwrites and about 3·P² float64
     values of workspace): 8·5·P² bytes, 1.05 GiB for P = 5,301. Returns it in bytes.
     """

@@ -396,13 +396,18 @@ class BlockLabels:
     positions: np.ndarray
 
 
-def block_labels(layout: NetworkLayout, start: int = 0, stop: int | None = None, min_fraction: float = 0.03) -> BlockLabels:
+def block_labels(
+    layout: NetworkLayout, start: int = 0, stop: int | None = None, min_fraction: float = 0.03, high: float | None = None
+) -> BlockLabels:
     """Place the names of the blocks that overlap ``[start, stop)`` along one axis.
 
     Labels start at their block's centre (clipped to the range) and are spread at least
     ``min_fraction`` of the range apart, so the names of small bias blocks do not overlap.
+    No label goes past ``high``, which defaults to ``stop - 1``; a pooled axis ends at the
+    start of its last tile, so the figure passes that instead.
     """
     stop = layout.n_params if stop is None else stop
+    high = stop - 1 if high is None else high
     names, centers = [], []
     for block in layout.blocks:
         first, last = max(block.offset, start), min(block.stop, stop)
@@ -410,7 +415,7 @@ def block_labels(layout: NetworkLayout, start: int = 0, stop: int | None = None,
             names.append(block.name)
             centers.append((first + last - 1) / 2)
     gap = min_fraction * (stop - start)
-    return BlockLabels(names, np.array(centers), spread_positions(centers, gap, start, stop - 1))
+    return BlockLabels(names, np.array(centers), spread_positions(centers, gap, start, high))
 
 
 def block_frobenius_norms(matrix: np.ndarray, layout: NetworkLayout) -> np.ndarray:
@@ -464,6 +469,19 @@ def symlog_histogram(eigenvalues: np.ndarray, linear_threshold: float, bins: int
     transformed = symlog(np.asarray(eigenvalues, dtype=np.float64), linear_threshold)
     counts, edges = np.histogram(transformed, bins=bins)
     return edges, counts / max(transformed.size, 1)
+
+
+def symlog_histograms(spectra: dict[str, np.ndarray], linear_threshold: float, bins: int = 60) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Histogram several spectra on shared symlog bins, so overlaid bars line up.
+
+    Returns ``{name: (edges, fractions)}`` with the same edges for every name; each
+    spectrum's fractions sum to 1.
+    """
+    transformed = {name: symlog(np.asarray(values, dtype=np.float64), linear_threshold) for name, values in spectra.items()}
+    low = min(float(values.min()) for values in transformed.values())
+    high = max(float(values.max()) for values in transformed.values())
+    edges = np.histogram_bin_edges(np.array([low, high]), bins=bins)
+    return {name: (edges, np.histogram(values, bins=edges)[0] / max(values.size, 1)) for name, values in transformed.items()}
 
 
 # --- Checks before a run --------------------------------------------------------------------

@@ -28,8 +28,9 @@ if hessian is None:
 
 result = hessian.value
 record = result.record.to_dict()
+st.caption(f"Computed by the {record['method']} method in {record['dtype']}; the stored matrices are float64 and exactly symmetric.")
 columns = st.columns(5)
-columns[0].metric("Method", record["method"])
+columns[0].metric("Parameters", f"{record['n_params']:,}")
 columns[1].metric("Time", views.format_duration(record["seconds"]))
 columns[2].metric("Block size", f"{record['block_size']} columns")
 columns[3].metric("Asymmetry", f"{record['asymmetry']:.1e}", help="max|H − Hᵀ| / max|H| before symmetrisation.")

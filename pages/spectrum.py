@@ -94,7 +94,7 @@ if result.spectra is not None:
         "The sorted spectra of the total, PDE and boundary Hessians overlaid; the terms add up to the total matrix, not their eigenvalues.",
     )
     page_parts.figure(
-        figures.eigenvalue_density({name: views.symlog_histogram(values, threshold) for name, values in result.spectra.items()}, max_abs, threshold),
+        figures.eigenvalue_density(views.symlog_histograms(result.spectra, threshold), max_abs, threshold),
         "term_densities",
         "The same three spectra as overlaid histograms; the term with more mass far from zero dominates the curvature.",
     )

@@ -21,6 +21,8 @@ from hessian_core.settings import Settings
 from hessian_core.training import train
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
+app_test_module = pytest.importorskip("streamlit.testing.v1.app_test")
+from streamlit.runtime.pages_manager import PagesManager  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 SMALL = {
@@ -67,6 +69,29 @@ def metric_value(at, label: str) -> str:
         if metric.label == label:
             return metric.value
     raise AssertionError(f"no metric {label!r}; the page has {[m.label for m in at.metric]}")
+
+
+class NavigationOnlyPagesManager(PagesManager):
+    """A PagesManager that never switches to the old ``pages/`` directory mode.
+
+    NOTE: Streamlit 1.67's AppTest resets ``PagesManager.uses_pages_directory`` before
+    every run, finds the ``pages/`` folder and then runs the page script alone from the
+    second run on, so the entry script's sidebar vanishes and widget changes are lost.
+    ``streamlit run`` is not affected, because ``st.navigation`` turns that mode off for
+    the server. Remove this when AppTest keeps the entry script on reruns.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+
+@pytest.fixture(autouse=True, scope="module")
+def navigation_only_pages():
+    patch = pytest.MonkeyPatch()
+    patch.setattr(app_test_module, "PagesManager", NavigationOnlyPagesManager)
+    yield
+    patch.undo()
 
 
 def assert_clean(at) -> None:
@@ -144,7 +169,8 @@ def test_hessian_block_at_full_resolution(session):
 def test_hessian_block_norms_and_record(session):
     spec = figure_titled(session, "Frobenius norm of each block")
     assert array_of(spec["data"][0]["z"]).shape == (6, 6)
-    assert metric_value(session, "Method") == "forward-over-reverse"
+    assert metric_value(session, "Parameters") == f"{SMALL_SETTINGS.n_params:,}"
+    assert any("forward-over-reverse method in float64" in caption.value for caption in session.caption)
     assert metric_value(session, "Computed in") == "float64"
 
 
@@ -234,7 +260,8 @@ def test_model_setting_marks_every_result_stale(session):
     assert any("Stale spectrum result" in warning.value for warning in at.warning)
 
 
-def test_invalid_setting_error_next_to_control():
+def test_invalid_setting_error_next_to_control(monkeypatch):
+    monkeypatch.delenv("HESSIAN_LAB_DEFAULTS", raising=False)
     at = streamlit_testing.AppTest.from_file(APP, default_timeout=60).run()
     at.number_input(key="setting_learning_rate").set_value(0.0).run()
     assert not at.exception
@@ -242,7 +269,8 @@ def test_invalid_setting_error_next_to_control():
     assert any("learning_rate must be in (0, 10]" in message for message in messages)
 
 
-def test_memory_budget_warning_before_run():
+def test_memory_budget_warning_before_run(monkeypatch):
+    monkeypatch.delenv("HESSIAN_LAB_DEFAULTS", raising=False)
     at = streamlit_testing.AppTest.from_file(APP, default_timeout=60).run()
     at.number_input(key="setting_memory_budget_gib").set_value(0.5).run()
     warnings = [warning.value for warning in at.sidebar.warning]

@@ -174,7 +174,12 @@ def run_click_through(page, url: str, screenshot_prefix: str = "") -> dict[str, 
 
 
 def check_page(page, name: str, charts: int, screenshot_prefix: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{screenshot_prefix}{name.lower()}.png"), full_page=True)
+    stem = f"{screenshot_prefix}{name.lower()}"
+    page.screenshot(path=str(ARTIFACTS / f"{stem}.png"))
+    # The page scrolls inside Streamlit's main container, so each chart gets its own picture.
+    plots = page.locator(".js-plotly-plot")
+    for index in range(plots.count()):
+        plots.nth(index).screenshot(path=str(ARTIFACTS / f"{stem}-chart{index + 1}.png"))
     report = chart_report(page)
     assert len(report) >= charts, f"{name}: {len(report)} Plotly charts, expected {charts}"
     for index, chart in enumerate(report):
@@ -214,7 +219,7 @@ def test_oversized_hessian_explained_before_run(server):
         browser, page = open_browser(playwright)
         try:
             page.goto(server)
-            width = page.get_by_label("Width")
+            width = page.locator('[data-testid="stSidebar"]').get_by_label("Width", exact=True)
             width.fill("512")
             width.press("Enter")
             message = page.get_by_text("does not fit the memory budget", exact=False).first

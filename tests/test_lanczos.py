@@ -85,7 +85,8 @@ def test_unconverged_run_says_so():
     matrix = SPECTRA["clustered"]
     result = lanczos_eigenpairs(matrix, k=8, which="LA", tol=1e-14, max_products=30, seed=0)
     assert not result.converged
-    assert "converged" in result.message and "max_products" in result.message
+    assert "converged" in result.message
+    assert "max_products" in result.message
     assert result.eigenvalues.size < 8
     assert result.residuals.shape == result.eigenvalues.shape
 

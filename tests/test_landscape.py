@@ -173,6 +173,7 @@ def test_recomputed_slices_follow_new_settings(slices, eigenpairs):
 def test_slice_coordinates_are_symmetric():
     alphas = slice_coordinates(2.0, 41)
     assert alphas[20] == 0.0
-    assert alphas[0] == -2.0 and alphas[-1] == 2.0
+    assert alphas[0] == -2.0
+    assert alphas[-1] == 2.0
     with pytest.raises(ValueError, match="landscape_range"):
         slice_coordinates(0.0, 5)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -265,3 +264,22 @@ def test_views_import_without_streamlit():
     code = "import sys, hessian_core.views; print('streamlit' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False"
+
+
+def test_block_labels_stay_inside_pooled_axis():
+    layout = NetworkLayout.from_widths((2, 50, 50, 50, 1))
+    pooled_end = 5292  # start of the last 9-wide tile of a 5,301-wide matrix
+    labels = views.block_labels(layout, 0, 5301, high=pooled_end)
+    assert labels.names[-1] == "layer 4 bias"
+    assert labels.positions[-1] <= pooled_end
+    assert len(labels.names) == 8
+
+
+def test_symlog_histograms_share_edges():
+    spectra = {"total": np.array([-1.0, 0.0, 5.0, 50.0]), "pde": np.array([0.1, 0.2]), "boundary": np.array([-3.0, 200.0])}
+    histograms = views.symlog_histograms(spectra, 1e-3, bins=10)
+    edges = [edges for edges, _ in histograms.values()]
+    for other in edges[1:]:
+        np.testing.assert_array_equal(other, edges[0])
+    for name, (_, fractions) in histograms.items():
+        assert fractions.sum() == pytest.approx(1.0, rel=1e-14), name
