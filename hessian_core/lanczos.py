@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import scipy.sparse.linalg
@@ -166,6 +167,7 @@ def lanczos_eigenpairs(
     max_products: int | None = None,
     seed: int = 0,
     memory_budget_gib: float | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> LanczosResult:
     """Compute the k extreme eigenpairs of a symmetric operator by implicitly restarted Lanczos.
 
@@ -195,6 +197,8 @@ def lanczos_eigenpairs(
         Seed of the start vector, so a run can be repeated exactly.
     memory_budget_gib : float, optional
         If given, a basis that would not fit raises ``MemoryBudgetError`` before any product.
+    progress : callable, optional
+        Called about every 10 s with a one-line message giving the products spent so far.
 
     Returns
     -------
@@ -236,10 +240,20 @@ def lanczos_eigenpairs(
     rng = np.random.default_rng(seed)
     start_vector = rng.standard_normal(n)
     begin = time.perf_counter()
+    last_report = [begin]
+
+    def matvec(vector: np.ndarray) -> np.ndarray:
+        product = counting.matvec(vector)
+        if progress is not None and time.perf_counter() - last_report[0] > 10.0:
+            last_report[0] = time.perf_counter()
+            progress(f"[lanczos] {which}: {counting.n_products} products, {last_report[0] - begin:.0f} s")
+        return product
+
+    operator_for_arpack = scipy.sparse.linalg.LinearOperator((n, n), matvec=matvec, dtype=np.float64)
     converged, message = True, ""
     try:
         eigenvalues, eigenvectors = scipy.sparse.linalg.eigsh(
-            counting.as_linear_operator(), k=k, which=which, tol=tol, ncv=ncv, maxiter=max_restarts, v0=start_vector
+            operator_for_arpack, k=k, which=which, tol=tol, ncv=ncv, maxiter=max_restarts, v0=start_vector
         )
     except scipy.sparse.linalg.ArpackNoConvergence as error:
         eigenvalues, eigenvectors = error.eigenvalues, error.eigenvectors

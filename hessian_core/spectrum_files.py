@@ -141,13 +141,13 @@ def write_spectrum_files(
         emit(f"[spectrum] top {top_k} eigenpairs by Lanczos on Hessian-vector products (P = {n})")
         top = lanczos_eigenpairs(
             hvp, top_k, "LA", tol=LANCZOS_TOL, max_products=LANCZOS_MAX_PRODUCTS["LA"], seed=settings.seed,
-            memory_budget_gib=settings.memory_budget_gib,
+            memory_budget_gib=settings.memory_budget_gib, progress=emit,
         )
         emit(f"[spectrum] top {top_k}: {top.n_products} products, max residual {top.max_residual:.1e}, {top.seconds:.1f} s")
         emit("[spectrum] most negative eigenpair by Lanczos (which='SA')")
         bottom = lanczos_eigenpairs(
             hvp, BOTTOM_K, "SA", tol=LANCZOS_TOL, max_products=LANCZOS_MAX_PRODUCTS["SA"], seed=settings.seed + 1,
-            memory_budget_gib=settings.memory_budget_gib,
+            memory_budget_gib=settings.memory_budget_gib, progress=emit,
         )
         emit(f"[spectrum] most negative: {bottom.n_products} products, {bottom.seconds:.1f} s")
         top_values, top_vectors = top.eigenvalues, top.eigenvectors

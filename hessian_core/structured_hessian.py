@@ -217,6 +217,7 @@ class StructuredPinnHessian:
         for start, stop in _chunk_ranges(n_boundary, chunk_points):
             self.point_sets.append(self._primal_boundary(loss.boundary[start:stop], n_boundary))
         self._block = tf.function(self._block_eager, jit_compile=jit_compile, reduce_retracing=True)
+        self._products = tf.function(self._products_eager, jit_compile=jit_compile, reduce_retracing=True)
 
     # --- primal sweeps, once per chunk -------------------------------------------------
 
@@ -463,6 +464,103 @@ class StructuredPinnHessian:
                     for t in pre_adjoint_tangents
                 ]
         return tf.concat(rows[::-1], 1)
+
+
+    # --- Hessian-vector products in arbitrary directions -------------------------------
+
+    def products(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return H_pde·V and H_bc·V for V of shape (P, k), each float64 of shape (P, k).
+
+        Every layer's parameters move along V, so each product costs one full forward
+        tangent sweep and one full tangent reverse sweep, about two gradients' work.
+        """
+        vectors = np.asarray(vectors)
+        tangents = tf.constant(vectors.T, dtype=self.dtype)
+        pde, boundary = self._products(tangents, [p.as_structure() for p in self.point_sets])
+        return pde.numpy().T.astype(np.float64), boundary.numpy().T.astype(np.float64)
+
+    def _products_eager(self, tangents: tf.Tensor, point_structures):
+        k = tf.shape(tangents)[0]
+        pieces = tf.split(tangents, self.layout.block_sizes, axis=1)
+        directions = [
+            (tf.reshape(pieces[2 * i], [k, *self.layout.blocks[2 * i].shape]), pieces[2 * i + 1])
+            for i in range(self.n_layers)
+        ]
+        totals = {"pde": tf.zeros([k, self.layout.n_params], self.dtype), "boundary": tf.zeros([k, self.layout.n_params], self.dtype)}
+        for point_set, data in zip(self.point_sets, point_structures):
+            totals[point_set.kind] += self._point_set_products(directions, point_set, data)
+        return totals["pde"], totals["boundary"]
+
+    def _point_set_products(self, directions, point_set: _PointSet, data: dict) -> tf.Tensor:
+        L = self.n_layers
+        is_pde = point_set.kind == "pde"
+        forward = _pde_forward_tangent if is_pde else _boundary_forward_tangent
+        reverse = _pde_reverse_tangent if is_pde else _boundary_reverse_tangent
+        out = point_set.output_stream
+        k = tf.shape(directions[0][1])[0]
+
+        # Forward tangents, (N, k, n) per stream: dA = dS·W + S·dW (+ db on the value stream).
+        pre_tangents, out_tangents = [], []
+        stream_tangents = None
+        for i in range(L):
+            kernel = self.params[i][0]
+            kernel_direction, bias_direction = directions[i]
+            pre = []
+            for index, stream in enumerate(data["streams"][i]):
+                moved = _times_kernel_directions(stream, kernel_direction)
+                if stream_tangents is not None:
+                    moved += _stream_matmul(stream_tangents[index], kernel)
+                if index == 0:
+                    moved += bias_direction[None]
+                pre.append(moved)
+            pre_tangents.append(pre)
+            if i < L - 1:
+                stream_tangents = forward(_expand_coefficients(data["coefficients"][i]), *pre)
+                out_tangents.append(stream_tangents)
+
+        output_adjoint_tangent = point_set.tangent_scale * pre_tangents[L - 1][out][:, :, 0]  # (N, k)
+        adjoint = data["output_adjoint"]
+        rows = []
+
+        # Output layer: kernel Sᵀ·dĀ + dSᵀ·Ā on the loss-carrying stream, bias ΣdĀ for u.
+        kernel_row = tf.matmul(output_adjoint_tangent, data["streams"][L - 1][out], transpose_a=True)
+        kernel_row += _contract_points(out_tangents[L - 2][out], adjoint[:, None])[:, :, 0]
+        bias_row = tf.reduce_sum(output_adjoint_tangent, 0)[:, None] if not is_pde else tf.zeros([k, 1], self.dtype)
+        rows.append(tf.concat([kernel_row, bias_row], 1))
+
+        # dS̄ = dĀ·Wᵀ + Ā·dWᵀ for the last hidden layer's output streams.
+        output_kernel, output_direction = self.params[L - 1][0][:, 0], directions[L - 1][0][:, :, 0]
+        adjoint_tangents = [None] * len(data["streams"][0])
+        adjoint_tangents[out] = output_adjoint_tangent[:, :, None] * output_kernel + adjoint[:, None, None] * output_direction[None]
+
+        for i in reversed(range(L - 1)):
+            pre_adjoint_tangents = reverse(_expand_coefficients(data["coefficients"][i]), adjoint_tangents, pre_tangents[i])
+            fan_in, fan_out = self.layout.widths[i], self.layout.widths[i + 1]
+            kernel_rows = 0
+            for stream, tangent in zip(data["streams"][i], pre_adjoint_tangents):
+                kernel_rows += tf.matmul(stream, tf.reshape(tangent, [-1, k * fan_out]), transpose_a=True)
+            kernel_rows = tf.transpose(tf.reshape(kernel_rows, [fan_in, k, fan_out]), [1, 0, 2])
+            if i > 0:
+                for tangent, stream_adjoint in zip(out_tangents[i - 1], data["adjoints"][i]):
+                    kernel_rows += _contract_points(tangent, stream_adjoint)
+            bias_rows = tf.reduce_sum(pre_adjoint_tangents[0], 0)
+            rows.append(tf.concat([tf.reshape(kernel_rows, [k, fan_in * fan_out]), bias_rows], 1))
+            if i > 0:
+                kernel, kernel_direction = self.params[i][0], directions[i][0]
+                adjoint_tangents = [
+                    _stream_matmul(t, kernel, transpose_b=True) + _times_kernel_directions(a, kernel_direction, transpose=True)
+                    for t, a in zip(pre_adjoint_tangents, data["adjoints"][i])
+                ]
+        return tf.concat(rows[::-1], 1)
+
+
+def _times_kernel_directions(stream: tf.Tensor, kernel_directions: tf.Tensor, transpose: bool = False) -> tf.Tensor:
+    """Return stream · dW_κ for every direction κ, (N, p) and (k, p, q) to (N, k, q); dW_κᵀ if ``transpose``."""
+    order = [2, 0, 1] if transpose else [1, 0, 2]
+    stacked = tf.transpose(kernel_directions, order)  # (p, k, q) in the product's orientation
+    k, q = tf.shape(stacked)[1], stacked.shape[-1]
+    product = tf.matmul(stream, tf.reshape(stacked, [stacked.shape[0], -1]))
+    return tf.reshape(product, [-1, k, q])
 
 
 def _chunk_ranges(n: int, chunk: int | None) -> list[tuple[int, int]]:

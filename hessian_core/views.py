@@ -403,8 +403,8 @@ def block_labels(
 
     Labels start at their block's centre (clipped to the range) and are spread at least
     ``min_fraction`` of the range apart, so the names of small bias blocks do not overlap.
-    No label goes past ``high``, which defaults to ``stop - 1``; a pooled axis ends at the
-    start of its last tile, so the figure passes that instead.
+    No label goes past ``high``, which defaults to ``stop - 1``. A pooled axis ends at the
+    start of its last tile, so the figure passes that position instead.
     """
     stop = layout.n_params if stop is None else stop
     high = stop - 1 if high is None else high

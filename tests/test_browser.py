@@ -184,7 +184,8 @@ def check_page(page, name: str, charts: int, screenshot_prefix: str) -> None:
     assert len(report) >= charts, f"{name}: {len(report)} Plotly charts, expected {charts}"
     for index, chart in enumerate(report):
         assert chart["drawn"], f"{name}: chart {index} has neither SVG nor canvas inside"
-        assert chart["width"] > 100 and chart["height"] > 100, f"{name}: chart {index} is {chart['width']}×{chart['height']} px"
+        assert chart["width"] > 100, f"{name}: chart {index} is {chart['width']} px wide"
+        assert chart["height"] > 100, f"{name}: chart {index} is {chart['height']} px high"
     exceptions = page.locator('[data-testid="stException"]')
     assert exceptions.count() == 0, f"{name}: exception box shown: {exceptions.first.inner_text()}"
     errors = page.locator('[data-testid="stAlertContentError"]')

@@ -117,12 +117,14 @@ class BlockClock:
         Time one call may take. None never stops the run.
     sample_seconds : float
         The earliest point at which the projection is trusted: the clock decides only once
-        this much time has passed and at least two blocks are done.
+        this much time has passed.
 
     Attributes
     ----------
     block_seconds : list of float
         Seconds of every finished block, in order; the first one includes compilation.
+    block_cpu_seconds : list of float
+        CPU seconds of this process (all threads) for the same blocks.
     block_columns : list of int
         Number of Hessian columns (or rows) each block produced.
     total_columns : int
@@ -132,44 +134,64 @@ class BlockClock:
     allowance_seconds: float | None = None
     sample_seconds: float = 20.0
     block_seconds: list[float] = field(default_factory=list)
+    block_cpu_seconds: list[float] = field(default_factory=list)
     block_columns: list[int] = field(default_factory=list)
     total_columns: int = 0
     _start: float = 0.0
     _last: float = 0.0
+    _last_cpu: float = 0.0
     _done: int = 0
 
     def start(self) -> None:
         self.block_seconds.clear()
+        self.block_cpu_seconds.clear()
         self.block_columns.clear()
         self._done = 0
         self._start = self._last = time.perf_counter()
+        self._last_cpu = time.process_time()
 
     def tick(self, done: int, total: int) -> None:
         """Record that ``done`` of ``total`` columns are finished; raise StopSampling to stop."""
         now = time.perf_counter()
+        now_cpu = time.process_time()
         self.block_seconds.append(now - self._last)
+        self.block_cpu_seconds.append(now_cpu - self._last_cpu)
+        self._last_cpu = now_cpu
         self.block_columns.append(done - self._done)
         self._done = done
         self.total_columns = total
         self._last = now
-        if self.allowance_seconds is None or done >= total or len(self.block_seconds) < 2:
+        if self.allowance_seconds is None or done >= total or done == 0:
             return
         if now - self._start < min(self.sample_seconds, self.allowance_seconds):
             return
-        if self.projected_steady_seconds() + self.block_seconds[0] > self.allowance_seconds:
-            raise StopSampling(f"projected {self.projected_steady_seconds():.0f} s after {done} of {total} columns")
+        projected = self.projected_first_call_seconds()
+        if projected > self.allowance_seconds:
+            raise StopSampling(f"first call projected at {projected:.0f} s after {done} of {total} rows")
 
     @property
     def done_columns(self) -> int:
         return self._done
 
-    def projected_steady_seconds(self) -> float:
-        """Estimate a compiled call's full time from the blocks after the first one."""
-        later_seconds = sum(self.block_seconds[1:])
-        later_columns = sum(self.block_columns[1:])
-        if later_columns == 0:
-            raise ValueError("no block after the first one has finished, so nothing can be extrapolated")
-        return later_seconds / later_columns * self.total_columns
+    def projected_steady_seconds(self, cpu: bool = False) -> float:
+        """Estimate a compiled call's full wall (or CPU) time from the blocks done.
+
+        The first block carries compilation, so it is left out when later blocks exist. With
+        one block only, the estimate includes that overhead and errs high.
+        """
+        seconds = self.block_cpu_seconds if cpu else self.block_seconds
+        first = 1 if sum(self.block_columns[1:]) > 0 else 0
+        columns = sum(self.block_columns[first:])
+        if columns == 0:
+            raise ValueError("no Hessian row has finished, so nothing can be extrapolated")
+        return sum(seconds[first:]) / columns * self.total_columns
+
+    def projected_first_call_seconds(self) -> float:
+        """Estimate the whole first call: the first block as measured, the rest at the later blocks' rate."""
+        steady = self.projected_steady_seconds()
+        if sum(self.block_columns[1:]) == 0:
+            return steady
+        return self.block_seconds[0] + steady * (1 - self.block_columns[0] / self.total_columns)
 
 
 def fill_by_blocks(

@@ -84,6 +84,7 @@ class Row:
     first_seconds: float | None = None
     steady_seconds: float | None = None
     steady_count: int = 0
+    steady_cpu_seconds: float | None = None
     peak_bytes: int | None = None
     estimated: bool = False
     outcome: str = "ok"
@@ -204,6 +205,9 @@ def run_entry(
     row.steady_count = len(steady)
     if steady:
         row.steady_seconds = float(np.median(steady))
+    steady_cpu = record.get("steady_cpu_seconds") or []
+    if steady_cpu:
+        row.steady_cpu_seconds = float(np.median(steady_cpu))
     row.details = record
     return row
 
@@ -258,10 +262,10 @@ def format_seconds(value: float | None, estimated: bool) -> str:
 def format_table(rows: list[Row]) -> str:
     """Return the rows as a Markdown table."""
     header = (
-        "| entry | dtype | width | P | first call (s) | steady (s) | peak memory (GiB) "
+        "| entry | dtype | width | P | first call (s) | steady (s) | steady CPU (s) | peak memory (GiB) "
         "| time / ours | memory / ours | check vs ours | outcome |"
     )
-    lines = [header, "|" + "---|" * 11]
+    lines = [header, "|" + "---|" * 12]
     for row in rows:
         steady = format_seconds(row.steady_seconds, row.estimated)
         if row.steady_seconds is not None and not row.estimated:
@@ -278,7 +282,8 @@ def format_table(rows: list[Row]) -> str:
         peak = "–" if not row.peak_bytes else f"{row.peak_bytes / GIB:.2f}"
         lines.append(
             f"| {row.entry} | {row.dtype} | {row.width} | {row.n_params or '–'} "
-            f"| {format_seconds(row.first_seconds, row.estimated)} | {steady} | {peak} "
+            f"| {format_seconds(row.first_seconds, row.estimated)} | {steady} "
+            f"| {format_seconds(row.steady_cpu_seconds, row.estimated)} | {peak} "
             f"| {time_ratio} | {memory_ratio} | {check} | {row.outcome} |"
         )
     return "\n".join(lines)

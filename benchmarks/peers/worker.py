@@ -116,16 +116,19 @@ def run_entry(args: argparse.Namespace) -> dict:
     # First call: compilation included. A blocked routine may stop early and be extrapolated.
     clock = BlockClock(allowance_seconds=args.allowance if args.early_stop else None, sample_seconds=args.sample_seconds)
     start = time.perf_counter()
+    cpu_start = time.process_time()
     try:
         matrix = compute(clock)
     except StopSampling as stop:
+        logger.info("%s stopped early: %s", args.entry, stop)
         done = clock.done_columns
         steady = clock.projected_steady_seconds()
         record.update(
             estimated=True,
-            outcome=f"estimated from {done} of {clock.total_columns} rows ({stop})",
-            first_seconds=clock.block_seconds[0] + steady * (1 - clock.block_columns[0] / clock.total_columns),
+            outcome=f"stopped after {done} of {clock.total_columns} rows, times extrapolated",
+            first_seconds=clock.projected_first_call_seconds(),
             steady_seconds=[steady],
+            steady_cpu_seconds=[clock.projected_steady_seconds(cpu=True)],
             sampled_seconds=time.perf_counter() - start,
             rows_done=done,
         )
@@ -136,6 +139,7 @@ def run_entry(args: argparse.Namespace) -> dict:
         return record
     first = time.perf_counter() - start
     record["first_seconds"] = first
+    record["first_cpu_seconds"] = time.process_time() - cpu_start
     record["block_columns"] = list(clock.block_columns)
     np.save(Path(args.result_dir) / "hessian.npy", matrix)
     record["rows_done"] = int(matrix.shape[0])
@@ -143,16 +147,21 @@ def run_entry(args: argparse.Namespace) -> dict:
 
     # Steady calls, as many as fit in what is left of the allowance.
     steady: list[float] = []
+    steady_cpu: list[float] = []
     spent = first
     while len(steady) < args.repeats:
         expected = steady[-1] if steady else first
         if args.allowance is not None and spent + expected > args.allowance:
             break
         start = time.perf_counter()
+        cpu_start = time.process_time()
         compute(None)
         steady.append(time.perf_counter() - start)
+        steady_cpu.append(time.process_time() - cpu_start)
         spent += steady[-1]
     record["steady_seconds"] = steady
+    # CPU seconds of all threads; on a shared machine wall time / CPU time shows the waiting.
+    record["steady_cpu_seconds"] = steady_cpu
     record["steady_median_seconds"] = statistics.median(steady) if steady else None
     record["peak_bytes"] = peak_resident_bytes()
     return record
