@@ -102,19 +102,19 @@ def test_fill_by_blocks_covers_every_row():
 def test_block_clock_stops_and_extrapolates(monkeypatch):
     now = [0.0]
     monkeypatch.setattr("common.time.perf_counter", lambda: now[0])
-    clock = BlockClock(allowance_seconds=50.0, sample_seconds=5.0)
+    clock = BlockClock(allowance_seconds=15.0, sample_seconds=5.0)
     clock.start()
 
-    # First block 3 s (compilation), then 2 s per block of 10 rows out of 100.
+    # First block 3 s (compilation), then 2 s per block of 10 rows out of 100, so the
+    # first call projects to 3 + 90 rows * 0.2 s = 21 s, over the 15 s allowance.
     now[0] = 3.0
-    clock.tick(10, 100)
+    clock.tick(10, 100)  # before sample_seconds: no decision yet
     now[0] = 5.0
-    clock.tick(20, 100)
     with pytest.raises(StopSampling):
-        now[0] = 7.0
-        clock.tick(30, 100)
-    assert clock.done_columns == 30
+        clock.tick(20, 100)
+    assert clock.done_columns == 20
     assert clock.projected_steady_seconds() == pytest.approx(20.0)
+    assert clock.projected_first_call_seconds() == pytest.approx(21.0)
 
 
 def test_block_clock_lets_a_short_run_finish(monkeypatch):

@@ -194,6 +194,17 @@ class BlockClock:
         return self.block_seconds[0] + steady * (1 - self.block_columns[0] / self.total_columns)
 
 
+def allocate_hessian(n_params: int, dtype: str) -> np.ndarray:
+    """Allocate the P × P result and touch every page, so its memory counts from the start.
+
+    ``np.empty`` only reserves address space; without the fill, a run stopped early would
+    report a peak that leaves out most of the dense matrix.
+    """
+    out = np.empty((n_params, n_params), dtype=dtype)
+    out.fill(0)
+    return out
+
+
 def fill_by_blocks(
     compute_rows: Callable[[np.ndarray], np.ndarray],
     n_params: int,

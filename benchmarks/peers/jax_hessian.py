@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from common import BlockClock, Problem, fill_by_blocks
+from common import BlockClock, Problem, allocate_hessian, fill_by_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def make_blocked(problem: Problem, block_size: int = BLOCK_SIZE) -> Callable[[Bl
         return jax.vmap(hvp)(basis)
 
     def compute(clock: BlockClock | None) -> np.ndarray:
-        out = np.empty((n_params, n_params), dtype=problem.dtype)
+        out = allocate_hessian(n_params, problem.dtype)
         return fill_by_blocks(lambda indices: np.asarray(rows(theta, indices)), n_params, block_size, clock, out)
 
     return compute

@@ -180,6 +180,7 @@ def run_entry(
         "--allowance", f"{allowance:g}",
         "--sample-seconds", f"{args.sample_seconds:g}",
         "--repeats", str(args.repeats),
+        "--repeat-seconds", f"{args.repeat_seconds:g}",
     ]
     if spec.early_stop:
         command.append("--early-stop")
@@ -346,6 +347,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sample-seconds", type=float, default=20.0,
                         help="seconds a blocked entry runs before an early stop and extrapolation (default 20)")
     parser.add_argument("--repeats", type=int, default=3, help="maximum steady calls after the first (default 3)")
+    parser.add_argument("--repeat-seconds", type=float, default=30.0,
+                        help="steady calls beyond the first are made only while their total stays under this (default 30)")
     parser.add_argument("--threads", type=int, default=2, help="cores every worker is pinned to (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the collocation points and of θ (default 0)")
     parser.add_argument("--out-dir", type=Path, default=REPOSITORY / "runs" / "peers",

@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from common import BlockClock, Problem, fill_by_blocks
+from common import BlockClock, Problem, allocate_hessian, fill_by_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def make_blocked(
     compute_rows = forward_over_reverse_rows if mode == "forward-over-reverse" else reverse_over_reverse_rows
 
     def compute(clock: BlockClock | None) -> np.ndarray:
-        out = np.empty((n_params, n_params), dtype=problem.dtype)
+        out = allocate_hessian(n_params, problem.dtype)
         with torch.no_grad():
             return fill_by_blocks(compute_rows, n_params, block_size, clock, out)
 

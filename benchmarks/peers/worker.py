@@ -8,8 +8,8 @@ What the worker measures:
 
 - the first call, which includes tracing and compilation (JAX, TensorFlow) or PyTorch's
   first-use overhead;
-- up to ``--repeats`` further calls (the steady time is their median), as many as fit in
-  the time allowance after the first call;
+- up to ``--repeats`` further calls (the steady time is their median): one if it fits in
+  the time allowance, more only while their total stays under ``--repeat-seconds``;
 - when a blocked first call is projected to overrun the allowance, it stops early and
   extrapolates the full time from the blocks done, which the result marks as an estimate.
 
@@ -153,6 +153,9 @@ def run_entry(args: argparse.Namespace) -> dict:
         expected = steady[-1] if steady else first
         if args.allowance is not None and spent + expected > args.allowance:
             break
+        # Repeat only quick calls: after the first steady call, stay within --repeat-seconds.
+        if steady and sum(steady) + expected > args.repeat_seconds:
+            break
         start = time.perf_counter()
         cpu_start = time.process_time()
         compute(None)
@@ -184,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         help="stop a first call projected to overrun --allowance and report an extrapolated estimate",
     )
     parser.add_argument("--repeats", type=int, default=3, help="maximum steady calls after the first (default 3)")
+    parser.add_argument(
+        "--repeat-seconds",
+        type=float,
+        default=30.0,
+        help="steady calls after the first one are made only while their total stays under this (default 30)",
+    )
     args = parser.parse_args(argv)
 
     limit_threads(args.cores)
