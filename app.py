@@ -85,8 +85,9 @@ def sidebar_settings(defaults: Settings) -> Settings | None:
             for name in names:
                 values[name] = setting_widget(name, getattr(defaults, name), st)
                 placeholders[name] = st.empty()
-                if name == "memory_budget_gib":
-                    placeholders["hessian_check"] = st.empty()
+        if section == "Hessian":
+            # Outside the expander, so the note shows even while the section is collapsed.
+            placeholders["hessian_check"] = st.sidebar.empty()
     try:
         settings = Settings(**values)
     except SettingsError as error:

@@ -17,7 +17,9 @@ every method computes the total Hessian only (``split_terms=False``).
 The question's own approaches are included as ``question-loop`` (a Python loop of
 ``tape.gradient`` over the gradient entries inside a persistent tape),
 ``question-pfor-jacobian`` (``tape.jacobian`` of the whole flat gradient, eagerly) and
-``question-pfor-jacobian-tf-function`` (the same inside ``tf.function``).
+``question-pfor-jacobian-tf-function`` (the same inside ``tf.function``), and
+``plain-forward-over-reverse`` is the unstructured blocked forward-over-reverse of
+``hessian_core.hessian`` on the flat θ.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 LIBRARY_METHODS = ("forward-over-reverse", "tf-hessians", "jacobian-pfor", "gauss-newton", "reverse-over-reverse")
 QUESTION_METHODS = ("question-loop", "question-pfor-jacobian", "question-pfor-jacobian-tf-function")
+# The unstructured baseline: hessian_core.hessian on the flat θ, vectorized_map over 64
+# basis tangents of a ForwardAccumulator around the gradient tape.
+PLAIN_METHODS = ("plain-forward-over-reverse",)
 POLL_SECONDS = 0.2
 
 
@@ -75,6 +80,12 @@ def worker(method: str, width: int, dtype: str, memory_budget_gib: float) -> dic
     if method in LIBRARY_METHODS:
         result = compute_hessian(loss, theta, method, memory_budget_gib=memory_budget_gib, split_terms=False, force=True)
         block_size = result.record.block_size
+    elif method in PLAIN_METHODS:
+        from hessian_core.generic_hessian import hessian
+
+        variable = tf.Variable(theta)
+        block_size = 64
+        hessian(lambda: loss(variable), [variable], block_size=block_size, memory_budget_gib=memory_budget_gib)
     else:
         theta_tensor = tf.constant(theta)
         block_size = loss.n_params
@@ -153,7 +164,10 @@ def main(argv=None) -> int:
     parser.add_argument("--widths", type=int, nargs="+", default=[10, 20, 30, 50], help="hidden-layer widths")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
     parser.add_argument(
-        "--methods", nargs="+", default=list(LIBRARY_METHODS + QUESTION_METHODS), choices=LIBRARY_METHODS + QUESTION_METHODS
+        "--methods",
+        nargs="+",
+        default=list(LIBRARY_METHODS + PLAIN_METHODS + QUESTION_METHODS),
+        choices=LIBRARY_METHODS + PLAIN_METHODS + QUESTION_METHODS,
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds before a run is killed")
     parser.add_argument("--memory-cap-gib", type=float, default=8.0, help="resident memory (GiB) above which a run is killed")

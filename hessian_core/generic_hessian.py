@@ -48,7 +48,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class GenericHessianRecord:
-    """How a generic Hessian was computed."""
+    """Provenance of a generic Hessian: method, dtype, size, timing and asymmetry."""
 
     method: str
     dtype: str

@@ -49,6 +49,7 @@ from .generic_hessian import (
 )
 from .loss import PoissonLoss
 from .memory import (
+    STRUCTURED_MAX_BLOCK_SIZE,
     MemoryBudgetError,
     autodiff_block_bytes,
     budget_bytes,
@@ -73,7 +74,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class HessianRecord:
-    """How a Hessian was computed, for ``hessian.json`` and the app.
+    """Provenance of a dense Hessian, for ``hessian.json`` and the app.
 
     Attributes
     ----------
@@ -263,7 +264,9 @@ def _structured_plan(loss: PoissonLoss, what: str, dense: int, budget: int):
         return structured_block_bytes(widths, min(chunk, n_interior), min(chunk, n_boundary), k, itemsize)
 
     widest_layer = max((widths[i] + 1) * widths[i + 1] for i in range(len(widths) - 1))
-    return plan_blocks(what, block_bytes, widest_layer, max(n_interior, n_boundary), dense, budget)
+    return plan_blocks(
+        what, block_bytes, widest_layer, max(n_interior, n_boundary), dense, budget, max_block_size=STRUCTURED_MAX_BLOCK_SIZE
+    )
 
 
 def _structured_hessian(loss, theta, what, dense, budget, split_terms, report) -> HessianResult:

@@ -276,8 +276,9 @@ def lanczos_eigenpairs(
     residuals = residual_norms / np.where(eigenvalues != 0, np.abs(eigenvalues), 1.0)
     seconds = time.perf_counter() - begin
     logger.info(
-        "Lanczos %s: %d of %d pairs, %d products, max relative residual %.2e, %.1f s",
-        which, eigenvalues.size, k, counting.n_products, float(np.max(residuals, initial=0.0)), seconds,
+        "Lanczos %s: %d of %d pairs, %d products, max relative residual %s, %.1f s",
+        which, eigenvalues.size, k, counting.n_products,
+        f"{np.max(residuals):.2e}" if residuals.size else "none (no pair)", seconds,
     )
     return LanczosResult(
         eigenvalues=eigenvalues,

@@ -1,10 +1,10 @@
 """Peer benchmark: the full Hessian of the PINN loss in TensorFlow (ours), JAX and PyTorch.
 
 Every entry runs in its own subprocess (``worker.py``), pinned to the same cores, under a
-wall-time limit and a resident-memory cap that this driver enforces from outside: it polls
-the worker's resident set (children included) and kills it above the cap. Each finished
-Hessian is checked against our default method's Hessian from the same run, and one table
-lists first-call time, steady time, peak memory and the ratios to ours.
+wall-time limit and a resident-memory cap. The driver enforces both from outside. It polls
+the resident set of the worker and its children, and kills the worker above the cap. Each
+finished Hessian is checked against our default method's Hessian from the same run, and
+one table lists first-call time, steady time, peak memory and the ratios to ours.
 
 Usage::
 
@@ -46,7 +46,7 @@ POLL_SECONDS = 0.05
 
 @dataclass(frozen=True)
 class EntrySpec:
-    """How the driver runs and labels one entry.
+    """Label and run policy of one entry.
 
     ``one_liner`` entries build the whole Hessian in one call and get the shorter wall
     limit, since at large widths they fail on memory rather than finish. ``early_stop``
