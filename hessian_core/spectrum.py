@@ -32,6 +32,7 @@ from typing import Callable
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse.linalg
 
 from .memory import MemoryBudgetError, budget_bytes, dense_matrix_bytes, eigh_memory_bytes
 
@@ -206,6 +207,40 @@ def _relative_residuals(matrix: np.ndarray, eigenvalues: np.ndarray, eigenvector
     return norms / np.where(eigenvalues != 0, np.abs(eigenvalues), 1.0)
 
 
+# Below this size a subset eigh is cheap enough that Lanczos buys nothing.
+SMALL_DENSE_DIMENSION = 400
+
+
+def _dense_eigenpairs(matrix: np.ndarray, eigenvalues: np.ndarray, k: int, which: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return k eigenpairs of a dense symmetric matrix, top first ("LA") or most negative first ("SA")."""
+    n = matrix.shape[0]
+    if k == 0:
+        return np.zeros(0), np.zeros((n, 0))
+    expected = eigenvalues[::-1][:k] if which == "LA" else eigenvalues[:k]
+    scale = max(float(np.max(np.abs(eigenvalues))), np.finfo(float).tiny)
+
+    if n > SMALL_DENSE_DIMENSION and k < n // 4:
+        start_vector = np.random.default_rng(0).standard_normal(n)
+        try:
+            values, vectors = scipy.sparse.linalg.eigsh(
+                matrix, k=k, which=which, tol=0.0, ncv=min(n, max(2 * k + 1, k + 40)), maxiter=50 * n, v0=start_vector
+            )
+            order = np.argsort(values)[::-1] if which == "LA" else np.argsort(values)
+            values, vectors = values[order], vectors[:, order]
+            if np.max(np.abs(values - expected)) <= 1e-10 * scale:
+                return values, vectors
+            logger.info("Lanczos missed an eigenvalue of the dense matrix; using eigh with subset_by_index")
+        except scipy.sparse.linalg.ArpackNoConvergence:
+            logger.info("Lanczos did not converge on the dense matrix; using eigh with subset_by_index")
+
+    subset = (n - k, n - 1) if which == "LA" else (0, k - 1)
+    values, vectors = scipy.linalg.eigh(matrix, lower=True, subset_by_index=subset, check_finite=False)
+    if which == "LA":
+        # eigh returns ascending order; the top pairs are reported largest first.
+        values, vectors = values[::-1].copy(), vectors[:, ::-1].copy()
+    return values, vectors
+
+
 def dense_spectrum(
     matrix: np.ndarray,
     top_k: int = 20,
@@ -217,16 +252,18 @@ def dense_spectrum(
 ) -> DenseSpectrum:
     """Compute every eigenvalue of a symmetric matrix and only the requested eigenvectors.
 
-    All eigenvalues come from ``scipy.linalg.eigh(eigvals_only=True)``. The ``top_k``
-    largest algebraic and the ``bottom_k`` smallest algebraic pairs come from separate
-    ``eigh(subset_by_index=...)`` calls, so the full P × P eigenvector matrix is never
-    formed. Each call reduces the matrix to tridiagonal form again, so the cost is
-    about three O(P³) reductions (two when ``bottom_k`` is 0).
+    All eigenvalues come from ``scipy.linalg.eigh(eigvals_only=True)``, one O(P³)
+    tridiagonal reduction. The ``top_k`` largest algebraic and the ``bottom_k`` smallest
+    algebraic pairs come from Lanczos (``eigsh``) on the dense matrix, O(P²) per product,
+    and each Lanczos eigenvalue is checked against the ``eigh`` one. When Lanczos does not
+    converge or misses an eigenvalue, ``eigh(subset_by_index=...)`` computes the pairs
+    instead, at the cost of another reduction. The full P × P eigenvector matrix is never
+    formed.
 
     Parameters
     ----------
     matrix : array_like, shape (P, P)
-        Symmetric matrix, used in float64. Only its lower triangle is read.
+        Symmetric matrix, used in float64.
     top_k, bottom_k : int
         Number of eigenpairs to return from the top (largest algebraic) and from the
         bottom (most negative first). Clipped to P.
@@ -260,19 +297,9 @@ def dense_spectrum(
     report(f"[spectrum] all {n} eigenvalues (eigh)")
     eigenvalues = scipy.linalg.eigh(matrix, eigvals_only=True, lower=True, check_finite=False)
 
-    top_values, top_vectors = np.zeros(0), np.zeros((n, 0))
-    if top_k:
-        report(f"[spectrum] top {top_k} eigenvectors (eigh, subset_by_index)")
-        values, vectors = scipy.linalg.eigh(matrix, lower=True, subset_by_index=(n - top_k, n - 1), check_finite=False)
-        # eigh returns ascending order; the top pairs are reported largest first.
-        top_values, top_vectors = values[::-1].copy(), vectors[:, ::-1].copy()
-
-    bottom_values, bottom_vectors = np.zeros(0), np.zeros((n, 0))
-    if bottom_k:
-        report(f"[spectrum] bottom {bottom_k} eigenvectors (eigh, subset_by_index)")
-        bottom_values, bottom_vectors = scipy.linalg.eigh(
-            matrix, lower=True, subset_by_index=(0, bottom_k - 1), check_finite=False
-        )
+    report(f"[spectrum] top {top_k} and bottom {bottom_k} eigenvectors")
+    top_values, top_vectors = _dense_eigenpairs(matrix, eigenvalues, top_k, "LA")
+    bottom_values, bottom_vectors = _dense_eigenpairs(matrix, eigenvalues, bottom_k, "SA")
 
     seconds = time.perf_counter() - start
     logger.info("dense spectrum of a %d × %d matrix in %.1f s", n, n, seconds)
