@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 from pathlib import Path
@@ -14,18 +13,17 @@ if TYPE_CHECKING:
     from .network import NetworkLayout
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename.
+def _write_through_temporary(path: Path, write) -> None:
+    """Call ``write(stream)`` on a temporary file beside ``path``, then rename it onto ``path``.
 
     A reader, or a run killed halfway, sees either the old file or the whole new one,
     never a truncated file.
     """
     path = Path(path)
-    mode = "w" if isinstance(data, str) else "wb"
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, mode) as stream:
-            stream.write(data)
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -34,18 +32,20 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         raise
 
 
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write text or bytes to ``path`` atomically."""
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    _write_through_temporary(path, lambda stream: stream.write(payload))
+
+
 def write_npy_atomic(path: Path, array: np.ndarray) -> None:
-    """Save one array in ``.npy`` format atomically."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array), allow_pickle=False)
-    write_atomic(path, buffer.getvalue())
+    """Save one array in ``.npy`` format atomically, streaming it without an in-memory copy."""
+    _write_through_temporary(path, lambda stream: np.save(stream, np.asarray(array), allow_pickle=False))
 
 
 def write_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
     """Save named arrays in ``.npz`` format atomically."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **{name: np.asarray(value) for name, value in arrays.items()})
-    write_atomic(path, buffer.getvalue())
+    _write_through_temporary(path, lambda stream: np.savez(stream, **{name: np.asarray(value) for name, value in arrays.items()}))
 
 
 def load_theta(source, layout: "NetworkLayout", dtype: str = "float64") -> np.ndarray:
