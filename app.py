@@ -100,7 +100,9 @@ def sidebar_settings(defaults: Settings) -> Settings | None:
     return settings
 
 
-st.set_page_config(page_title="PINN Hessian Lab", page_icon=":material/function:", layout="wide")
+# No page_icon: Streamlit fetches a Material favicon as an SVG from an outside host, and the
+# app must work offline.
+st.set_page_config(page_title="PINN Hessian Lab", layout="wide")
 st.sidebar.title("PINN Hessian Lab")
 st.sidebar.caption("Every control has a tooltip (?) with its unit and accepted range.")
 

@@ -43,7 +43,7 @@ FIELD_HELP = {
     "boundary_weight": "weight of the boundary term",
     "test_grid": "grid points per side for the relative L2 error",
     "hessian_method": "how to compute the Hessian; matrix-free skips the dense matrix",
-    "memory_budget_gib": "memory budget for the Hessian and spectrum steps, in GiB",
+    "memory_budget_gib": "memory budget of every large step (training, Hessian, eigendecomposition, landscape grid), in GiB",
     "top_k": "number of top eigenpairs to report",
     "spectrum": "eigenvalues from the dense matrix (eigh) or matrix-free (Lanczos)",
     "landscape_range": "loss-landscape slices run over alpha in [-range, range]",
@@ -63,7 +63,12 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m hessian_core", description="PINN Hessian Lab command line.")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="level of the library's log messages; progress lines are printed at every level (default: WARNING)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     run = commands.add_parser(
         "run",
@@ -183,10 +188,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=arguments.log_level, format="%(levelname)s %(name)s: %(message)s")
+    # TensorFlow's retracing warnings name internal functions and give the user nothing to do.
+    logging.getLogger("tensorflow").setLevel(max(logging.ERROR, logging.getLevelName(arguments.log_level)))
     try:
         settings = settings_from_arguments(arguments)
     except SettingsError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    if arguments.out.exists() and not arguments.out.is_dir():
+        print(f"{parser.prog}: error: --out {arguments.out} is a file; give a folder path (created if missing)", file=sys.stderr)
         return 2
     try:
         return run_command(settings, arguments.out, arguments.skip_hessian, arguments.theta)
@@ -195,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.debug("request rejected", exc_info=True)
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"{parser.prog}: error: could not write the output files: {error}", file=sys.stderr)
+        return 1
     except RuntimeError as error:
         # Divergent training, an unconverged eigensolver and similar failures with a message.
         print(f"{parser.prog}: error: {error}", file=sys.stderr)

@@ -61,8 +61,11 @@ def load_theta(source, layout: "NetworkLayout", dtype: str = "float64") -> np.nd
     """
     try:
         array = np.load(source, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise ValueError(f"θ file could not be read as a .npy array without pickles: {error}") from None
+    except (ValueError, OSError, EOFError):
+        # NumPy's own message suggests allow_pickle=True, which is exactly what must not happen.
+        raise ValueError(
+            "θ file is not a plain .npy array (pickled objects are never loaded); save θ with numpy.save(path, theta)"
+        ) from None
     if isinstance(array, np.lib.npyio.NpzFile):
         raise ValueError("θ file is an .npz archive; save θ alone with numpy.save as a .npy file")
     if array.dtype.kind != "f":

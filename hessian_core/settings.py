@@ -191,6 +191,8 @@ def describe_range(name: str) -> str:
     spec = RANGES[name]
     opening = "[" if getattr(spec, "low_inclusive", True) else "("
     unit = f" {spec.unit}" if spec.unit else ""
+    if isinstance(spec, IntRange):
+        return f"[{spec.low}, {spec.high}]{unit}"
     return f"{opening}{spec.low:g}, {spec.high:g}]{unit}"
 
 

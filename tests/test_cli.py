@@ -120,3 +120,13 @@ def test_every_numeric_setting_rejected_outside_range(tmp_path, name, text):
     assert len(lines) == 1, completed.stderr
     assert name in lines[0] or option_for(name) in lines[0]
     assert not (tmp_path / "x").exists()
+
+
+def test_out_path_that_is_a_file_exits_2(tmp_path):
+    existing = tmp_path / "taken"
+    existing.write_text("keep me")
+    completed = run_cli("run", "--out", str(existing), "--skip-hessian", *SMALL_OPTIONS, timeout=120)
+    assert completed.returncode == 2
+    assert "is a file" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert existing.read_text() == "keep me"
