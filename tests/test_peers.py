@@ -112,7 +112,7 @@ def test_block_clock_stops_and_extrapolates(monkeypatch):
     now[0] = 5.0
     with pytest.raises(StopSampling):
         clock.tick(20, 100)
-    assert clock.done_columns == 20
+    assert clock.done_rows == 20
     assert clock.projected_steady_seconds() == pytest.approx(20.0)
     assert clock.projected_first_call_seconds() == pytest.approx(21.0)
 
@@ -125,7 +125,7 @@ def test_block_clock_lets_a_short_run_finish(monkeypatch):
     for done in range(10, 101, 10):
         now[0] += 2.0
         clock.tick(done, 100)
-    assert clock.done_columns == 100
+    assert clock.done_rows == 100
 
 
 def test_run_worker_kills_above_memory_cap(tmp_path):

@@ -1,7 +1,7 @@
 """Pieces shared by every peer-benchmark worker, with no framework imported.
 
 A worker loads the exported problem (:func:`load_problem`), builds one Hessian routine, and
-times it. Blocked routines fill the Hessian column block by column block through
+times it. Blocked routines fill the Hessian block of rows by block of rows through
 :func:`fill_by_blocks`, which reports each block to a :class:`BlockClock`. The clock stops a
 run that would overrun its time allowance and leaves the timing of the blocks done so far,
 from which the worker extrapolates an estimate of the full run.
@@ -125,18 +125,19 @@ class BlockClock:
         Seconds of every finished block, in order; the first one includes compilation.
     block_cpu_seconds : list of float
         CPU seconds of this process (all threads) for the same blocks.
-    block_columns : list of int
-        Number of Hessian columns (or rows) each block produced.
-    total_columns : int
-        Columns of the whole Hessian, once the first block has been reported.
+    block_rows : list of int
+        Number of Hessian rows each block produced (rows and columns are the same, since
+        H is symmetric).
+    total_rows : int
+        Rows of the whole Hessian, once the first block has been reported.
     """
 
     allowance_seconds: float | None = None
     sample_seconds: float = 20.0
     block_seconds: list[float] = field(default_factory=list)
     block_cpu_seconds: list[float] = field(default_factory=list)
-    block_columns: list[int] = field(default_factory=list)
-    total_columns: int = 0
+    block_rows: list[int] = field(default_factory=list)
+    total_rows: int = 0
     _start: float = 0.0
     _last: float = 0.0
     _last_cpu: float = 0.0
@@ -145,21 +146,21 @@ class BlockClock:
     def start(self) -> None:
         self.block_seconds.clear()
         self.block_cpu_seconds.clear()
-        self.block_columns.clear()
+        self.block_rows.clear()
         self._done = 0
         self._start = self._last = time.perf_counter()
         self._last_cpu = time.process_time()
 
     def tick(self, done: int, total: int) -> None:
-        """Record that ``done`` of ``total`` columns are finished; raise StopSampling to stop."""
+        """Record that ``done`` of ``total`` rows are finished, and raise StopSampling to stop the run."""
         now = time.perf_counter()
         now_cpu = time.process_time()
         self.block_seconds.append(now - self._last)
         self.block_cpu_seconds.append(now_cpu - self._last_cpu)
         self._last_cpu = now_cpu
-        self.block_columns.append(done - self._done)
+        self.block_rows.append(done - self._done)
         self._done = done
-        self.total_columns = total
+        self.total_rows = total
         self._last = now
         if self.allowance_seconds is None or done >= total or done == 0:
             return
@@ -170,7 +171,7 @@ class BlockClock:
             raise StopSampling(f"first call projected at {projected:.0f} s after {done} of {total} rows")
 
     @property
-    def done_columns(self) -> int:
+    def done_rows(self) -> int:
         return self._done
 
     def projected_steady_seconds(self, cpu: bool = False) -> float:
@@ -180,18 +181,18 @@ class BlockClock:
         one block only, the estimate includes that overhead and errs high.
         """
         seconds = self.block_cpu_seconds if cpu else self.block_seconds
-        first = 1 if sum(self.block_columns[1:]) > 0 else 0
-        columns = sum(self.block_columns[first:])
-        if columns == 0:
+        first = 1 if sum(self.block_rows[1:]) > 0 else 0
+        rows = sum(self.block_rows[first:])
+        if rows == 0:
             raise ValueError("no Hessian row has finished, so nothing can be extrapolated")
-        return sum(seconds[first:]) / columns * self.total_columns
+        return sum(seconds[first:]) / rows * self.total_rows
 
     def projected_first_call_seconds(self) -> float:
         """Estimate the whole first call: the first block as measured, the rest at the later blocks' rate."""
         steady = self.projected_steady_seconds()
-        if sum(self.block_columns[1:]) == 0:
+        if sum(self.block_rows[1:]) == 0:
             return steady
-        return self.block_seconds[0] + steady * (1 - self.block_columns[0] / self.total_columns)
+        return self.block_seconds[0] + steady * (1 - self.block_rows[0] / self.total_rows)
 
 
 def allocate_hessian(n_params: int, dtype: str) -> np.ndarray:
@@ -219,7 +220,7 @@ def fill_by_blocks(
     Every block has the same size, so a compiled block is traced once: the last block
     starts at P - k and recomputes a few rows instead of being shorter. A
     :class:`StopSampling` from the clock propagates with ``out`` attached as its
-    ``partial_rows``, of which rows 0 to ``clock.done_columns - 1`` are finished.
+    ``partial_rows``, of which rows 0 to ``clock.done_rows - 1`` are finished.
     """
     if block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size}")

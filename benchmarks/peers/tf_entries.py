@@ -12,7 +12,7 @@
 ``tf-hessians``
     ``tf.hessians`` of the flat θ inside ``tf.function``.
 
-Each entry asks for the total Hessian only (``split_terms=False``), as the JAX and
+Each entry requests the total Hessian only (``split_terms=False``), as the JAX and
 PyTorch entries compute it.
 """
 

@@ -27,7 +27,8 @@ from common import BlockClock, Problem, allocate_hessian, fill_by_blocks
 
 logger = logging.getLogger(__name__)
 
-# Basis vectors per vmapped block (see make_blocked).
+# Basis vectors per vmapped block, the same as the JAX entry's. The working memory grows
+# linearly with it.
 BLOCK_SIZE = 128
 
 
@@ -45,7 +46,7 @@ def make_loss(problem: Problem) -> Callable:
         return [(theta[kernel].reshape(shape), theta[bias]) for kernel, shape, bias in layer_slices]
 
     def laplacian(params, points):
-        # Streams: value z, ∂z/∂x, ∂z/∂y, Δz; for tanh, σ' = 1 − t² and σ'' = −2 t σ'.
+        # The streams are the value z, ∂z/∂x, ∂z/∂y and Δz. For tanh, σ' = 1 − t² and σ'' = −2 t σ'.
         kernel, bias = params[0]
         t = torch.tanh(points @ kernel + bias)
         d1 = 1.0 - t * t

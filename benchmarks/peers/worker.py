@@ -121,11 +121,11 @@ def run_entry(args: argparse.Namespace) -> dict:
         matrix = compute(clock)
     except StopSampling as stop:
         logger.info("%s stopped early: %s", args.entry, stop)
-        done = clock.done_columns
+        done = clock.done_rows
         steady = clock.projected_steady_seconds()
         record.update(
             estimated=True,
-            outcome=f"stopped after {done} of {clock.total_columns} rows, times extrapolated",
+            outcome=f"stopped after {done} of {clock.total_rows} rows, times extrapolated",
             first_seconds=clock.projected_first_call_seconds(),
             steady_seconds=[steady],
             steady_cpu_seconds=[clock.projected_steady_seconds(cpu=True)],
@@ -140,7 +140,7 @@ def run_entry(args: argparse.Namespace) -> dict:
     first = time.perf_counter() - start
     record["first_seconds"] = first
     record["first_cpu_seconds"] = time.process_time() - cpu_start
-    record["block_columns"] = list(clock.block_columns)
+    record["block_rows"] = list(clock.block_rows)
     np.save(Path(args.result_dir) / "hessian.npy", matrix)
     record["rows_done"] = int(matrix.shape[0])
     del matrix
