@@ -91,6 +91,7 @@ class Row:
     check: float | None = None
     check_passed: bool | None = None
     time_ratio: float | None = None
+    ratio_of_first_calls: bool = False
     memory_ratio: float | None = None
     framework: str = ""
     details: dict = field(default_factory=dict)
@@ -233,19 +234,20 @@ def check_against_reference(row: Row, result_dir: Path, reference: np.ndarray) -
         row.outcome += f"; MISMATCH: relative difference {row.check:.1e} above {CHECK_TOLERANCE[row.dtype]:g}"
 
 
-def comparable_seconds(row: Row) -> float | None:
-    """Return the time used for ratios: the steady median, else the first call."""
-    return row.steady_seconds if row.steady_seconds is not None else row.first_seconds
-
-
 def set_ratios(rows: list[Row], reference: Row | None) -> None:
+    """Set each row's time and memory ratio to the reference row.
+
+    Steady times are compared when both rows have one. Otherwise both first calls are
+    compared, so compilation is counted on both sides or on neither.
+    """
     if reference is None or reference.outcome != "ok":
         return
-    reference_seconds = comparable_seconds(reference)
     for row in rows:
-        seconds = comparable_seconds(row)
-        if seconds is not None and reference_seconds:
-            row.time_ratio = seconds / reference_seconds
+        if row.steady_seconds is not None and reference.steady_seconds:
+            row.time_ratio = row.steady_seconds / reference.steady_seconds
+        elif row.first_seconds is not None and reference.first_seconds:
+            row.time_ratio = row.first_seconds / reference.first_seconds
+            row.ratio_of_first_calls = True
         if row.peak_bytes and reference.peak_bytes and row.first_seconds is not None:
             row.memory_ratio = row.peak_bytes / reference.peak_bytes
 
@@ -272,10 +274,12 @@ def format_table(rows: list[Row]) -> str:
         if row.steady_seconds is not None and not row.estimated:
             steady += f" (median of {row.steady_count})"
         elif row.steady_seconds is None and row.first_seconds is not None:
-            steady = "– (no time for a second call)"
+            steady = "– (first call only)"
         time_ratio = "–" if row.time_ratio is None else f"{row.time_ratio:.2f}"
         if row.time_ratio is not None and row.estimated:
             time_ratio = f"≈ {time_ratio} (est.)"
+        if row.ratio_of_first_calls:
+            time_ratio += " (first calls)"
         memory_ratio = "–" if row.memory_ratio is None else f"{row.memory_ratio:.2f}"
         check = "–" if row.check is None else f"{row.check:.1e}"
         if row.check is not None and row.estimated:
@@ -327,7 +331,12 @@ def load_average() -> float:
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Time the full PINN Hessian in TensorFlow (ours), JAX and PyTorch.")
+    entry_list = "\n".join(f"  {name:<24} {spec.label}" for name, spec in ENTRIES.items())
+    parser = argparse.ArgumentParser(
+        description="Time the full PINN Hessian in TensorFlow (ours), JAX and PyTorch.",
+        epilog=f"entries:\n{entry_list}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--widths", type=int, nargs="+", default=[10, 30, 50], help="hidden widths (default 10 30 50)")
     parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES), help="dtypes (default both)")
     parser.add_argument(
@@ -347,8 +356,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sample-seconds", type=float, default=20.0,
                         help="seconds a blocked entry runs before an early stop and extrapolation (default 20)")
     parser.add_argument("--repeats", type=int, default=3, help="maximum steady calls after the first (default 3)")
-    parser.add_argument("--repeat-seconds", type=float, default=30.0,
-                        help="steady calls beyond the first are made only while their total stays under this (default 30)")
+    parser.add_argument("--repeat-seconds", type=float, default=60.0,
+                        help="steady calls are made only while their total stays under this many seconds (default 60)")
     parser.add_argument("--threads", type=int, default=2, help="cores every worker is pinned to (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the collocation points and of θ (default 0)")
     parser.add_argument("--out-dir", type=Path, default=REPOSITORY / "runs" / "peers",
@@ -408,15 +417,15 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.perf_counter() - start) / 60
     frameworks = sorted({row.framework for row in rows if row.framework})
     header = [
-        f"command: {' '.join([Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:]))}",
+        f"command: python {' '.join([os.path.relpath(__file__, REPOSITORY)] + (argv if argv is not None else sys.argv[1:]))}",
         *machine_description(args.cores),
         f"frameworks: {', '.join(frameworks)}",
         f"memory cap {args.memory_cap_gib:g} GiB; wall limit {args.time_limit:g} s "
         f"({args.one_liner_time_limit:g} s for one-liners); total {minutes:.1f} min",
         f"1-minute load average during the run: {min(loads):.1f} to {max(loads):.1f} "
         f"(a load above {len(args.cores)} means other processes shared the cores)",
-        "time / ours: steady time (or the first call when no second call fitted) over ours; "
-        "≈ marks times extrapolated from the rows finished before an early stop.",
+        "time / ours: steady time over ours, or first call over ours where the entry had no "
+        "second call; ≈ marks times extrapolated from the rows finished before an early stop.",
     ]
     table = format_table(rows)
     text = "\n".join(header) + "\n\n" + table + "\n"
