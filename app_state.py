@@ -39,7 +39,7 @@ def initial_settings() -> Settings:
     Raises
     ------
     SettingsError
-        If the variable is not a JSON object or holds an unknown or invalid setting.
+        If the variable is not a JSON object or contains an unknown or invalid setting.
     """
     text = os.environ.get(DEFAULTS_VARIABLE, "").strip()
     if not text:

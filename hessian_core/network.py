@@ -103,7 +103,7 @@ class NetworkLayout:
         return [block.size for block in self.blocks]
 
     def layer_slice(self, layer: int) -> slice:
-        """Return the slice of θ that holds layer ``layer`` (1-based): kernel then bias."""
+        """Return the slice of θ that contains layer ``layer`` (1-based): kernel then bias."""
         kernel, bias = self.blocks[2 * (layer - 1)], self.blocks[2 * (layer - 1) + 1]
         return slice(kernel.offset, bias.stop)
 

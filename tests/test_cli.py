@@ -34,7 +34,8 @@ def test_run_writes_training_files(tmp_path):
     for name in ("config.json", "history.csv", "theta.npy", "metrics.json"):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
-    assert config["width"] == 6 and config["boundary"] == "top-edge"
+    assert config["width"] == 6
+    assert config["boundary"] == "top-edge"
     theta = np.load(out / "theta.npy", allow_pickle=False)
     assert theta.shape == ((2 + 1) * 6 + (6 + 1) * 1,)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -93,7 +94,8 @@ def test_mismatched_theta_file_exits_2(tmp_path):
     completed = run_cli("run", "--out", str(tmp_path / "x"), "--skip-hessian", *SMALL_OPTIONS, "--theta", str(tmp_path / "wrong.npy"))
     assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()
-    assert len(lines) == 1 and "shape (25,)" in lines[0], completed.stderr
+    assert len(lines) == 1, completed.stderr
+    assert "shape (25,)" in lines[0]
 
 
 def outside_values(name):

@@ -11,7 +11,8 @@ from hessian_core.settings import Settings
 def test_interior_points_lie_in_square(method):
     points = sample_interior(500, method, np.random.default_rng(0))
     assert points.shape == (500, 2)
-    assert points.min() >= -1.0 and points.max() <= 1.0
+    assert points.min() >= -1.0
+    assert points.max() <= 1.0
     # Each quadrant gets a fair share: a gross sampling bug would leave one nearly empty.
     for sx in (-1, 1):
         for sy in (-1, 1):
@@ -32,7 +33,8 @@ def test_edges_sampling_covers_all_four_edges():
 def test_top_edge_sampling_reproduces_reference_question():
     points = sample_boundary(300, "top-edge", np.random.default_rng(2))
     assert np.all(points[:, 1] == 1.0)
-    assert points[:, 0].min() >= 0.0 and points[:, 0].max() <= 1.0
+    assert points[:, 0].min() >= 0.0
+    assert points[:, 0].max() <= 1.0
 
 
 def test_points_are_seeded_and_independent_per_kind():
@@ -55,4 +57,5 @@ def test_points_take_the_settings_dtype():
 def test_grid_includes_the_corners():
     grid = test_grid(3)
     assert grid.shape == (9, 2)
-    assert [-1.0, -1.0] in grid.tolist() and [1.0, 1.0] in grid.tolist()
+    assert [-1.0, -1.0] in grid.tolist()
+    assert [1.0, 1.0] in grid.tolist()
