@@ -5,6 +5,11 @@ every setting it depends on (``hessian_core.views.result_key``) and with the id 
 result it was computed from. A result is reused only when both still match; otherwise the
 page shows it with a stale note naming the changed settings. Nothing per user goes into
 ``st.cache_resource``, which every session shares.
+
+A result is stored only when its computation has finished, so an error or an interrupted
+run leaves the earlier result of that kind in place. ``errors_on_page(..., kind=...)``
+marks a computation as running while it runs; when Streamlit stops or reruns the script
+mid-way the mark stays, and ``interrupted_note(kind)`` tells the user once on the next run.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ DEFAULTS_VARIABLE = "HESSIAN_LAB_DEFAULTS"
 
 _SETTINGS_KEY = "hessian_lab_settings"
 _RESULTS_KEY = "hessian_lab_results"
+# Kinds of computation started inside errors_on_page(kind=...) that have not ended yet.
+_RUNNING_KEY = "hessian_lab_running"
 _result_ids = itertools.count(1)
 
 
@@ -120,13 +127,15 @@ def save_result(kind: str, settings: Settings, value: Any, source: StoredResult 
 
     Only one result per kind is kept, because a dense float64 Hessian of the default
     network alone takes about 225 MB and a session may hold three of them (total, PDE,
-    boundary).
+    boundary). Storing also ends the running mark of ``kind``, so a stop after this point
+    is not reported as a lost computation.
     """
     if source is None:
         stored = StoredResult(kind, settings, value)
     else:
         stored = StoredResult(kind, settings, value, source.result_id, source.kind)
     _results()[kind] = stored
+    _running().discard(kind)
     logger.info("stored %s result %d", kind, stored.result_id)
     return stored
 
@@ -174,18 +183,38 @@ def show_stale_note(stored: StoredResult, settings: Settings) -> bool:
     return bool(reason)
 
 
+def _running() -> set[str]:
+    return st.session_state.setdefault(_RUNNING_KEY, set())
+
+
 @contextmanager
-def errors_on_page(action: str) -> Iterator[None]:
+def errors_on_page(action: str, kind: str | None = None) -> Iterator[None]:
     """Show an exception raised inside the block as an ``st.error`` message instead of a traceback.
 
-    Errors of ``hessian_core`` (``SettingsError``, ``MemoryBudgetError``,
-    ``TrainingDivergedError`` and other ``ValueError`` and ``RuntimeError``) carry a message
-    that names the value and the fix, and the page shows it as it is. Any other exception is
-    a bug: the page says so and the server log gets the traceback.
+    Errors of ``hessian_core`` (``SettingsError``, ``MemoryBudgetError``, ``NonFiniteError``,
+    ``TrainingDivergedError`` and other ``ValueError``, ``RuntimeError`` and
+    ``FloatingPointError``) carry a message that names the value and the fix, and the page
+    shows it as it is. Any other exception is a bug: the page says so and the server log
+    gets the traceback. Either way the rest of the block is skipped, so a ``save_result``
+    at its end does not run and the session keeps its earlier result.
+
+    Parameters
+    ----------
+    action : str
+        Subject of the error message, such as ``"The Hessian"``.
+    kind : str, optional
+        The kind of result the block computes, such as ``"hessian"``. The block is then
+        marked as running until it ends, by finishing, by an error shown here or by
+        ``save_result(kind, ...)``. Streamlit's stop and rerun exceptions (raised when the
+        user stops or reruns the page, and by ``st.stop()`` and ``st.rerun()`` inside the
+        block) pass through untouched and leave the mark, which
+        :func:`interrupted_note` reports on a later run.
     """
+    if kind is not None:
+        _running().add(kind)
     try:
         yield
-    except (ValueError, RuntimeError, MemoryError) as error:
+    except (ValueError, RuntimeError, FloatingPointError, MemoryError) as error:
         logger.warning("%s failed: %s", action, error)
         st.error(f"{action} failed: {error}", icon=":material/error:")
     except Exception as error:  # noqa: BLE001 - the page must not show a traceback
@@ -195,3 +224,24 @@ def errors_on_page(action: str) -> Iterator[None]:
             "The server log has the traceback; please report it.",
             icon=":material/error:",
         )
+    # Not a finally clause: Streamlit's StopException and RerunException derive from
+    # BaseException, skip both handlers above and must leave the mark in place.
+    if kind is not None:
+        _running().discard(kind)
+
+
+def interrupted_note(kind: str) -> bool:
+    """Show once that the last computation of ``kind`` was interrupted; return True if it was.
+
+    Call it near the top of the page, before the page starts a new computation of
+    ``kind``. The mark is cleared, so the note does not show again on the next run.
+    """
+    if kind not in _running():
+        return False
+    _running().discard(kind)
+    logger.warning("the last %s computation was interrupted before it finished", kind)
+    st.warning(
+        f"The last {kind.replace('_', '-')} computation was interrupted before it finished; nothing from it was kept.",
+        icon=":material/warning:",
+    )
+    return True

@@ -288,10 +288,15 @@ def landscape_slices(
     return figure
 
 
+def log10_positive(values: np.ndarray) -> np.ndarray:
+    """Return log10 of the values, with zero losses drawn at the smallest positive float."""
+    return np.log10(np.maximum(values, np.finfo(np.float64).tiny))
+
+
 def landscape_contour(alphas: np.ndarray, betas: np.ndarray, values: np.ndarray) -> go.Figure:
     """Contours of log10 L(θ + α v₁ + β v₂)."""
     figure = go.Figure(
-        go.Contour(x=alphas, y=betas, z=np.log10(values), colorscale=SEQUENTIAL, customdata=values,
+        go.Contour(x=alphas, y=betas, z=log10_positive(values), colorscale=SEQUENTIAL, customdata=values,
                    colorbar={"title": {"text": "log10 L"}, "thickness": 12},
                    hovertemplate="α %{x:.3f}<br>β %{y:.3f}<br>L %{customdata:.4e}<extra></extra>")
     )
@@ -303,7 +308,7 @@ def landscape_contour(alphas: np.ndarray, betas: np.ndarray, values: np.ndarray)
 
 def landscape_surface(alphas: np.ndarray, betas: np.ndarray, values: np.ndarray) -> go.Figure:
     """Draw the plane of :func:`landscape_contour` as a 3D surface of log10 L."""
-    figure = go.Figure(go.Surface(x=alphas, y=betas, z=np.log10(values), colorscale=SEQUENTIAL, colorbar={"title": {"text": "log10 L"}}))
+    figure = go.Figure(go.Surface(x=alphas, y=betas, z=log10_positive(values), colorscale=SEQUENTIAL, colorbar={"title": {"text": "log10 L"}}))
     figure.update_layout(
         title="Loss surface over eigenvectors 1 and 2",
         scene={"xaxis_title": "α (eigenvector 1)", "yaxis_title": "β (eigenvector 2)", "zaxis_title": "log10 L"},

@@ -81,7 +81,7 @@ def _compute_dense_hessian(settings: Settings, training: app_state.StoredResult)
 
     model = training.value
     n = model.loss.n_params
-    with app_state.errors_on_page("The Hessian"):
+    with app_state.errors_on_page("The Hessian", kind="hessian"):
         with st.status(f"Computing the {n:,} × {n:,} Hessian by {settings.hessian_method}", expanded=True) as status:
             bar = st.progress(0.0, text="compiling the Hessian-vector products")
 
@@ -104,6 +104,7 @@ def hessian_result(settings: Settings, training: app_state.StoredResult) -> app_
     button that computes it again. Nothing is computed when the settings cannot run (the
     reason is shown first) or when the trained model itself is stale.
     """
+    app_state.interrupted_note("hessian")
     stored = app_state.latest_result("hessian")
     if stored is not None and not app_state.stale_reason(stored, settings):
         return stored
@@ -162,27 +163,55 @@ def hessian_term(term: str, settings: Settings, training: app_state.StoredResult
 
 
 def _dense_spectrum(settings: Settings, hessian: app_state.StoredResult, report) -> views.SpectrumResult:
+    """Eigenvalues of the total Hessian; the PDE and boundary spectra wait for :func:`term_spectra`."""
     from hessian_core.spectrum import dense_spectrum
 
-    matrices = hessian.value
     dense = dense_spectrum(
-        matrices.matrix, top_k=settings.top_k, bottom_k=1, memory_budget_gib=settings.memory_budget_gib,
+        hessian.value.matrix, top_k=settings.top_k, bottom_k=1, memory_budget_gib=settings.memory_budget_gib,
         dtype=settings.dtype, progress=report,
     )
-    spectra = {"total": dense.eigenvalues}
-    for name, matrix in (("PDE", matrices.pde), ("boundary", matrices.boundary)):
-        report(f"all eigenvalues of the {name} Hessian (eigh)")
-        spectra[name] = views.all_eigenvalues(matrix, settings.memory_budget_gib)
     return views.SpectrumResult(
         summary=views.summarise_dense_spectrum(dense),
         top_eigenvalues=dense.top_eigenvalues,
         top_eigenvectors=dense.top_eigenvectors,
         bottom_eigenvalues=dense.bottom_eigenvalues,
         bottom_eigenvectors=dense.bottom_eigenvectors,
-        spectra=spectra,
+        spectra={"total": dense.eigenvalues},
         densities=None,
         seconds=dense.seconds,
     )
+
+
+def term_spectra(settings: Settings, spectrum: app_state.StoredResult) -> bool:
+    """Add every eigenvalue of the PDE and boundary Hessians to a dense spectrum, on request.
+
+    They cost two more O(P³) eigendecompositions, so they run only on request. The
+    result is kept in the stored spectrum. Returns True when both spectra are present.
+    """
+    app_state.interrupted_note("term_spectra")
+    spectra = spectrum.value.spectra
+    if all(name in spectra for name in views.TERM_NAMES):
+        return True
+    hessian = app_state.latest_result("hessian")
+    if app_state.stale_reason(spectrum, settings) or hessian is None or spectrum.source_id != hessian.result_id:
+        st.info("The PDE and boundary spectra need a fresh spectrum; compute the spectrum again first.")
+        return False
+    n = hessian.value.matrix.shape[0]
+    if not st.button(
+        f"Compute the PDE and boundary spectra ({n:,} × {n:,}, two more eigendecompositions)",
+        key="compute_term_spectra",
+        help="Every eigenvalue of each term's Hessian, to compare how the two terms shape the curvature.",
+    ):
+        return False
+    with app_state.errors_on_page("The term spectra", kind="term_spectra"):
+        with st.status("Computing the PDE and boundary spectra", expanded=True) as status:
+            for name in views.TERM_NAMES:
+                st.write(f"all eigenvalues of the {name} Hessian (eigh)")
+                matrix = hessian.value.pde if name == "PDE" else hessian.value.boundary
+                spectra[name] = views.all_eigenvalues(matrix, settings.memory_budget_gib)
+            status.update(label="PDE and boundary spectra computed", state="complete", expanded=False)
+        return True
+    return False
 
 
 # Stochastic Lanczos quadrature and Hutchinson sizes of the matrix-free spectrum.
@@ -238,6 +267,7 @@ def spectrum_result(settings: Settings, training: app_state.StoredResult) -> app
     The rules match :func:`hessian_result`: a fresh result is reused, a stale one is shown
     with a note and a button, and nothing runs for settings that cannot run.
     """
+    app_state.interrupted_note("spectrum")
     if settings.spectrum == "dense":
         source = hessian_result(settings, training)
         if source is None:
@@ -254,7 +284,7 @@ def spectrum_result(settings: Settings, training: app_state.StoredResult) -> app
     elif app_state.stale_reason(source, settings):
         pass  # The note about the stale source is already on the page.
     elif stored is None or st.button("Compute the spectrum again", type="primary"):
-        with app_state.errors_on_page("The spectrum"):
+        with app_state.errors_on_page("The spectrum", kind="spectrum"):
             with st.status(f"Computing the spectrum ({settings.spectrum})", expanded=True) as status:
                 line = st.empty()
 
@@ -306,6 +336,7 @@ def landscape_result(settings: Settings, training: app_state.StoredResult, spect
     """
     from hessian_core.landscape import surface
 
+    app_state.interrupted_note("landscape")
     stored = app_state.latest_result("landscape")
     if stored is not None and not app_state.stale_reason(stored, settings):
         return stored
@@ -322,7 +353,7 @@ def landscape_result(settings: Settings, training: app_state.StoredResult, spect
         st.warning("The plane needs two eigenvectors, but the spectrum has fewer; raise top-k to at least 2.", icon=":material/warning:")
         return None
     names = tuple(name for name in DEFAULT_SLICE_EIGENVECTORS if name in views.eigenvector_choices(eigen))
-    with app_state.errors_on_page("The landscape"):
+    with app_state.errors_on_page("The landscape", kind="landscape"):
         with st.status(f"Evaluating the loss on a {settings.landscape_points}² grid and along lines", expanded=True) as status:
             line = st.empty()
 

@@ -143,8 +143,14 @@ def slq_density(
         Passed to :func:`hessian_core.lanczos.lanczos_tridiagonal`.
 
     Cost: n_runs · n_steps products; memory n_runs · n_steps · P · 8 bytes for the bases.
+
+    Raises
+    ------
+    NonFiniteError
+        If a product contains NaN or ±inf; the message names the product number (Lanczos
+        step j of all runs computes products j · n_runs + 1 to (j + 1) · n_runs).
     """
-    counting = as_operator(operator)
+    counting = as_operator(operator, "stochastic Lanczos quadrature")
     n = counting.dimension
     if n_runs < 1:
         raise ValueError(f"n_runs must be at least 1, got {n_runs}")

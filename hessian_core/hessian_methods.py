@@ -40,6 +40,14 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from .checks import (
+    NonFiniteError,
+    check_finite_theta,
+    describe_parameter,
+    first_non_finite_row,
+    overflow_advice,
+    with_parameter,
+)
 from .gauss_newton import gauss_newton_bytes, gauss_newton_matrix
 from .generic_hessian import (
     VariableHessianColumns,
@@ -198,6 +206,11 @@ def compute_hessian(
     MemoryBudgetError
         Before allocating, when the dense results (8·P² bytes each, three with
         ``split_terms``) plus one block of the method do not fit in the budget.
+    NonFiniteError
+        Before starting, when θ (in ``loss.dtype``) contains NaN or ±inf. The message
+        names the first such index and its parameter. After computing, when a matrix
+        contains NaN or ±inf. The message then names the first such column, its parameter,
+        the term and the block of columns it was computed in.
     ValueError
         For an unknown method, ``matrix-free``, a θ of the wrong shape, or a forbidden
         reverse-over-reverse.
@@ -214,7 +227,10 @@ def compute_hessian(
         raise ValueError(
             f"θ must have shape ({loss.n_params},) for layer widths {list(loss.layout.widths)}, got {theta.shape}"
         )
-    theta = theta.astype(loss.dtype.as_numpy_dtype)
+    # Convert first, so that an entry that overflows the network's dtype counts as infinite.
+    with np.errstate(over="ignore"):
+        theta = theta.astype(loss.dtype.as_numpy_dtype)
+    check_finite_theta(theta, loss.layout, f"in {loss.dtype.name}, before the {method} Hessian")
     budget = budget_bytes(memory_budget_gib)
     n_params = loss.n_params
     dense = dense_matrix_bytes(n_params, 3 if split_terms else 1)
@@ -233,6 +249,8 @@ def compute_hessian(
         result = _tf_hessians(loss, theta, what, dense, budget, split_terms, report)
     else:
         result = _tape_hessian(loss, theta, method, what, dense, budget, split_terms, report)
+    # The parts were checked as they were assembled; their sum can still overflow.
+    _reject_non_finite(result.matrix, "total loss", loss, method)
     result.record.seconds = time.perf_counter() - start
     result.record.layout = loss.layout.to_dict()
     logger.info(
@@ -240,6 +258,40 @@ def compute_hessian(
         method, n_params, result.record.seconds, result.record.asymmetry,
     )
     return result
+
+
+def _reject_non_finite(
+    matrix: np.ndarray, term: str, loss: PoissonLoss, method: str, computed_in: Callable[[int], str] | None = None
+) -> None:
+    """Raise ``NonFiniteError`` if ``matrix`` contains NaN or ±inf, naming its first such row.
+
+    Row c of every matrix checked here contains Hessian column c as it was computed (the
+    Hessian is symmetric), so the row names the column whose computation failed.
+    ``computed_in(c)`` describes the compiled call that row c came from. Costs one
+    ``np.isfinite`` pass, with a P × P boolean temporary.
+    """
+    row = first_non_finite_row(matrix)
+    if row is None:
+        return
+    values = matrix[row]
+    value = values[~np.isfinite(values)][0]
+    parameter = describe_parameter(loss.layout, row)
+    where = with_parameter(f"in column {row}", parameter) + f" of the {term}"
+    if computed_in is not None:
+        where += f", computed {computed_in(row)}"
+    raise NonFiniteError(
+        f"The {method} Hessian", value, where, overflow_advice(loss.dtype.name), index=row, parameter=parameter
+    )
+
+
+def _column_block(method: str, column: int, block_size: int, n_params: int) -> str:
+    """Describe the compiled call that computed ``column`` with a tape-based method."""
+    if method == "tf-hessians":
+        return "in the single tf.hessians call for all columns"
+    if block_size <= 1:
+        return "by its own reverse sweep"
+    start = column // block_size * block_size
+    return f"in the block of columns {start}–{min(start + block_size, n_params) - 1}"
 
 
 def _log_progress(method: str) -> Progress:
@@ -299,6 +351,18 @@ def _structured_hessian(loss, theta, what, dense, budget, split_terms, report) -
                 pde[columns, layer_slice.start :] = rows_pde + rows_boundary
             done += len(local)
             report(done, n_params)
+
+    def computed_in(column: int) -> str:
+        block = layout.block_of(column)
+        layer_slice = layout.layer_slice(block.layer)
+        start = layer_slice.start + (column - layer_slice.start) // plan.block_size * plan.block_size
+        stop = min(start + plan.block_size, layer_slice.stop) - 1
+        return f"in the block of columns {start}–{stop} of layer {block.layer}"
+
+    # Before mirroring, row c holds only what column c's own block computed.
+    named_parts = {"PDE term": pde, "boundary term": boundary} if split_terms else {"total loss": pde}
+    for term, matrix in named_parts.items():
+        _reject_non_finite(matrix, term, loss, "forward-over-reverse", computed_in)
 
     # Rows of lower layers were never computed: mirror them from the blocks above.
     parts = [pde, boundary] if split_terms else [pde]
@@ -409,7 +473,13 @@ def _tf_hessians(loss, theta, what, dense, budget, split_terms, report) -> Hessi
 
 
 def _assemble(loss, matrices, method, block_size, estimate, budget, n_terms) -> HessianResult:
-    """Sum the term matrices, measure the total's asymmetry, then symmetrise everything."""
+    """Check the term matrices, sum them, measure the total's asymmetry, then symmetrise everything."""
+    # Before symmetrisation, row c holds only the gradient entry c's own computation.
+    term_names = {"total": "total loss", "pde": "PDE term", "boundary": "boundary term"}
+    for name, matrix in matrices.items():
+        _reject_non_finite(
+            matrix, term_names[name], loss, method, lambda column: _column_block(method, column, block_size, loss.n_params)
+        )
     if "total" in matrices:
         total, pde, boundary = matrices["total"], None, None
     else:
@@ -438,6 +508,9 @@ def _assemble(loss, matrices, method, block_size, estimate, budget, n_terms) -> 
 
 def _gauss_newton(loss, theta, memory_budget_gib, split_terms, report) -> HessianResult:
     result = gauss_newton_matrix(loss, theta, memory_budget_gib, progress=report)
+    for term, matrix in (("PDE term", result.pde), ("boundary term", result.boundary)):
+        if matrix is not None:
+            _reject_non_finite(matrix, term, loss, "gauss-newton", lambda column: f"from column {column} of the residual Jacobian")
     record = HessianRecord(
         method="gauss-newton",
         dtype=loss.dtype.name,

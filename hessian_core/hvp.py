@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse.linalg
 import tensorflow as tf
 
+from .checks import check_finite_theta
 from .loss import PoissonLoss
 from .structured_hessian import StructuredPinnHessian
 
@@ -37,6 +38,13 @@ class HessianVectorProduct:
         which bounds memory. Each chunk's mean is weighted by its share of the points, so the
         result equals the single-batch product up to rounding.
 
+    Raises
+    ------
+    NonFiniteError
+        If θ, converted to ``loss.dtype``, contains NaN or ±inf. The products themselves
+        are not checked here; ``hessian_core.lanczos.CountingOperator``, through which
+        every estimator applies the operator, checks each one.
+
     Attributes
     ----------
     n_products : int
@@ -53,6 +61,7 @@ class HessianVectorProduct:
         self.theta = tf.constant(np.asarray(theta), dtype=loss.dtype)
         if self.theta.shape != (loss.n_params,):
             raise ValueError(f"θ must have shape ({loss.n_params},), got {tuple(self.theta.shape)}")
+        check_finite_theta(self.theta.numpy(), loss.layout, f"in {loss.dtype.name}, for {term} Hessian-vector products")
         self.chunk_size = chunk_size
         self.n_products = 0
         self._engine = StructuredPinnHessian(loss, self.theta.numpy(), chunk_points=chunk_size)

@@ -11,9 +11,10 @@ lanczos_tridiagonal(operator, starts, steps, ...) -> LanczosTridiagonal
     ``steps`` Lanczos steps with full reorthogonalisation from one or several start
     vectors at once, returning each run's tridiagonal matrix. Stochastic Lanczos
     quadrature (:mod:`hessian_core.density`) is built on it.
-as_operator(operator) -> CountingOperator
+as_operator(operator, purpose="") -> CountingOperator
     Wrap a ``HessianVectorProduct``, a ``LinearOperator`` or a dense array so that every
-    product is counted.
+    product is counted and checked: a NaN or ±inf raises ``NonFiniteError`` naming the
+    product number.
 
 Operators are symmetric and applied in float64. A ``HessianVectorProduct`` is applied
 through its ``matmat``, so a block of vectors costs one batched call.
@@ -29,6 +30,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse.linalg
 
+from .checks import NonFiniteError, check_finite_eigenpairs, describe_parameter, overflow_advice, with_parameter
 from .memory import MemoryBudgetError, budget_bytes
 
 logger = logging.getLogger(__name__)
@@ -37,17 +39,28 @@ WHICH = ("LA", "SA")
 
 
 class CountingOperator:
-    """A symmetric operator that counts its products: ``n_products`` grows by k per (P, k) block.
+    """A symmetric operator that counts and checks its products.
+
+    ``n_products`` grows by k per (P, k) block. A block whose input or product contains
+    NaN or ±inf raises ``NonFiniteError`` naming the 1-based number of the first bad
+    product, so an estimator stops at the product that failed instead of passing NaN to
+    ARPACK or into its averages. The check is one ``np.isfinite`` pass over P · k values.
 
     Parameters
     ----------
     operator : HessianVectorProduct, LinearOperator, ndarray or sparse matrix
         Anything with ``matmat`` and ``shape``, or anything
-        ``scipy.sparse.linalg.aslinearoperator`` accepts.
+        ``scipy.sparse.linalg.aslinearoperator`` accepts. When it has a ``loss`` (a
+        ``HessianVectorProduct``), error messages name the parameter of the bad row.
+    purpose : str
+        What the products are for, such as ``"Lanczos (LA)"``, quoted in error messages.
+        A wrapped ``CountingOperator`` keeps its own purpose when it has one, so an
+        estimator built on another names itself.
     """
 
-    def __init__(self, operator) -> None:
+    def __init__(self, operator, purpose: str = "") -> None:
         if isinstance(operator, CountingOperator):
+            purpose = operator.purpose or purpose
             operator = operator.operator
         if not hasattr(operator, "matmat"):
             operator = scipy.sparse.linalg.aslinearoperator(operator)
@@ -57,6 +70,10 @@ class CountingOperator:
         self.operator = operator
         self.shape = shape
         self.n_products = 0
+        self.purpose = purpose
+        loss = getattr(operator, "loss", None)
+        self._layout = getattr(loss, "layout", None)
+        self._dtype = loss.dtype.name if loss is not None else None
 
     @property
     def dimension(self) -> int:
@@ -67,14 +84,44 @@ class CountingOperator:
         vectors = np.asarray(vectors, dtype=np.float64)
         if vectors.ndim == 1:
             return self.matvec(vectors)
-        product = np.asarray(self.operator.matmat(vectors), dtype=np.float64)
+        first_product = self.n_products + 1
+        self._check_finite(vectors, first_product, is_input=True)
+        product = np.asarray(self.operator.matmat(vectors), dtype=np.float64).reshape(vectors.shape)
         self.n_products += vectors.shape[1]
-        return product.reshape(vectors.shape)
+        self._check_finite(product, first_product, is_input=False)
+        return product
 
     def matvec(self, vector: np.ndarray) -> np.ndarray:
         """Return A·v for v of shape (P,) or (P, 1), in the same shape."""
         vector = np.asarray(vector, dtype=np.float64)
         return self.matmat(vector.reshape(-1, 1)).reshape(vector.shape)
+
+    def _check_finite(self, block: np.ndarray, first_product: int, is_input: bool) -> None:
+        """Raise ``NonFiniteError`` if column j of ``block``, product ``first_product + j``, is not finite."""
+        finite = np.isfinite(block)
+        if finite.all():
+            return
+        # Search column by column, so the first bad product is named, then its first bad row.
+        columns, rows = np.nonzero(~finite.T)
+        column, row = int(columns[0]), int(rows[0])
+        number = first_product + column
+        name = f"{'Hessian-vector' if self._layout is not None else 'operator'} product {number}"
+        if self.purpose:
+            name += f" of {self.purpose}"
+        parameter = describe_parameter(self._layout, row)
+        if is_input:
+            quantity = f"The input vector of {name}"
+            advice = (
+                "Every earlier product was finite, so the caller or the solver's own arithmetic produced it; "
+                "report it with the settings used"
+            )
+        else:
+            quantity = name[0].upper() + name[1:]
+            advice = overflow_advice(self._dtype) if self._dtype else "Check the operator's matrix for NaN or overflow"
+        raise NonFiniteError(
+            quantity, block[row, column], with_parameter(f"in row {row}", parameter), advice,
+            index=row, parameter=parameter, product=number,
+        )
 
     def as_linear_operator(self) -> scipy.sparse.linalg.LinearOperator:
         n = self.dimension
@@ -83,9 +130,9 @@ class CountingOperator:
         )
 
 
-def as_operator(operator) -> CountingOperator:
+def as_operator(operator, purpose: str = "") -> CountingOperator:
     """Return ``operator`` wrapped in a fresh :class:`CountingOperator` (product count zero)."""
-    return CountingOperator(operator)
+    return CountingOperator(operator, purpose)
 
 
 @dataclass
@@ -206,13 +253,19 @@ def lanczos_eigenpairs(
         ``converged`` is False and ``message`` states why when ARPACK stopped early; the
         pairs it had converged are still returned with their residuals.
 
+    Raises
+    ------
+    NonFiniteError
+        If a product contains NaN or ±inf (the message names the product number), or if
+        ARPACK returns a non-finite eigenpair. Nothing is returned in either case.
+
     Examples
     --------
     >>> result = lanczos_eigenpairs(np.diag([-10.0, 3.0, 2.0, 1.0, 0.5]), k=1, which="LA")
     >>> round(float(result.eigenvalues[0]), 10), result.converged
     (3.0, True)
     """
-    counting = as_operator(operator)
+    counting = as_operator(operator, f"Lanczos ({which})")
     n = counting.dimension
     if which not in WHICH:
         raise ValueError(f"which must be 'LA' (largest algebraic) or 'SA' (smallest algebraic), got {which!r}")
@@ -259,8 +312,9 @@ def lanczos_eigenpairs(
         eigenvalues, eigenvectors = error.eigenvalues, error.eigenvectors
         converged = False
         message = (
-            f"Lanczos ({which}) converged {len(eigenvalues)} of {k} eigenpairs after {counting.n_products} products "
-            f"(ncv={ncv}, tol={tol:g}); raise max_products or ncv, or loosen tol"
+            f"Lanczos ({which}) converged {len(eigenvalues)} of {k} eigenpairs after {counting.n_products} products, "
+            f"the limit of {max_restarts} ARPACK restarts set by max_products={max_products}; "
+            f"raise max_products or ncv (now {ncv}), or loosen tol (now {tol:g})"
         )
         logger.warning(message)
 
@@ -268,6 +322,10 @@ def lanczos_eigenpairs(
     eigenvectors = np.asarray(eigenvectors, dtype=np.float64).reshape(n, -1)
     order = np.argsort(-eigenvalues if which == "LA" else eigenvalues, kind="stable")
     eigenvalues, eigenvectors = eigenvalues[order], eigenvectors[:, order]
+    check_finite_eigenpairs(
+        eigenvalues, eigenvectors, f"Lanczos ({which}) eigenpair", f"after {counting.n_products} finite products",
+        "ARPACK returned it from finite products; rerun with another seed or use the dense spectrum",
+    )
 
     residual_norms = np.zeros(0)
     if eigenvalues.size:
@@ -354,8 +412,11 @@ def lanczos_tridiagonal(
 
     Cost: steps · runs products and O(steps² · P · runs) flops for the
     reorthogonalisation; memory steps · P · runs · 8 bytes for the stored basis.
+
+    Raises ``NonFiniteError`` if a product contains NaN or ±inf; step j's block computes
+    products j · runs + 1 to (j + 1) · runs, and the message names the first bad one.
     """
-    counting = as_operator(operator)
+    counting = as_operator(operator, "the Lanczos runs")
     n = counting.dimension
     starts = np.asarray(starts, dtype=np.float64)
     if starts.ndim == 1:

@@ -11,6 +11,8 @@ random_direction(layout, theta, seed, include_biases=True) -> ndarray
     A Gaussian direction normalised per neuron (see its docstring for what a neuron is).
 check_surface_memory(loss, points, memory_budget_gib) -> int
     Raise ``MemoryBudgetError`` before a grid that cannot fit; return the batch size.
+estimate_surface_bytes(loss, points, memory_budget_gib) -> int
+    The peak memory of ``surface`` for that grid and budget, in bytes.
 landscape_parameters(...) / cache_key(parameters)
     Every setting that changes a landscape result, and a hash of them for caches.
 
@@ -38,11 +40,18 @@ from .network import NetworkLayout
 
 logger = logging.getLogger(__name__)
 
-# Batches of more θ than this gain little speed from vectorisation on a CPU.
-MAX_BATCH = 64
+# Batches of more θ than this are slower per evaluation on a CPU: their activations leave
+# the cache. Measured at width 50 with 1,000 + 1,000 points in float64 on 2 cores, per
+# evaluation: 8.6 ms in batches of 4, 7.3 ms of 16, 15 ms of 32 and 21 ms of 64.
+MAX_BATCH = 16
 # Share of the memory budget the batched loss evaluations may use; the rest is left to
 # the Hessian-vector products, the directions and the framework.
 BATCH_MEMORY_SHARE = 0.5
+# TensorFlow's runtime and the traced, vectorised loss beyond the import baseline, which
+# the budget's other share holds. A 3 × 3 grid of a 1 × 4 network with 100 + 100 points
+# measured 13 MiB. The rest is headroom for the peak of the batches, which varied by up to
+# 20 % between runs of one grid (``tests/test_memory_estimates.py`` measures it).
+SURFACE_FRAMEWORK_BYTES = 32 * 1024**2
 
 
 # --- fingerprints and cache keys ------------------------------------------------------------
@@ -213,6 +222,11 @@ class BatchedLoss:
         return values
 
 
+def _grid_bytes(loss: PoissonLoss, points: int, n_directions: int) -> int:
+    """Bytes of a grid's values and coefficients (5 · points² floats) and its directions."""
+    return 8 * (5 * points * points + n_directions * loss.n_params)
+
+
 def check_surface_memory(loss: PoissonLoss, points: int, memory_budget_gib: float, n_directions: int = 2) -> int:
     """Check that a points × points grid fits the budget and return its batch size.
 
@@ -229,12 +243,9 @@ def check_surface_memory(loss: PoissonLoss, points: int, memory_budget_gib: floa
     budget = int(budget_bytes(memory_budget_gib) * BATCH_MEMORY_SHARE)
     per_evaluation = loss_evaluation_bytes(loss)
 
-    def fixed_bytes(n: int) -> int:
-        return 8 * (5 * n * n + n_directions * loss.n_params)
-
-    needed = fixed_bytes(points) + per_evaluation
+    needed = _grid_bytes(loss, points, n_directions) + per_evaluation
     if needed > budget:
-        coarser = [n for n in range(3, points) if fixed_bytes(n) + per_evaluation <= budget]
+        coarser = [n for n in range(3, points) if _grid_bytes(loss, n, n_directions) + per_evaluation <= budget]
         advice = (
             f"use a coarser grid of at most {coarser[-1]} points per axis, or raise the memory budget"
             if coarser
@@ -246,7 +257,25 @@ def check_surface_memory(loss: PoissonLoss, points: int, memory_budget_gib: floa
             budget,
             advice,
         )
-    return int(max(1, min(MAX_BATCH, (budget - fixed_bytes(points)) // per_evaluation)))
+    return int(max(1, min(MAX_BATCH, (budget - _grid_bytes(loss, points, n_directions)) // per_evaluation)))
+
+
+def estimate_surface_bytes(loss: PoissonLoss, points: int, memory_budget_gib: float, n_directions: int = 2) -> int:
+    """Estimate the peak memory of :func:`surface` above the process's baseline, in bytes.
+
+    The estimate is the grid and its directions, one batch of loss evaluations of the
+    size that :func:`check_surface_memory` chooses for the budget, and
+    ``SURFACE_FRAMEWORK_BYTES``: 8 · (5 · points² + n_directions · P) + batch_size ·
+    :func:`loss_evaluation_bytes` + 32 MiB. It stays within any budget of at least
+    64 MiB, because the check keeps the grid and the batches within half the budget.
+
+    Raises
+    ------
+    MemoryBudgetError
+        As :func:`check_surface_memory`, when the grid does not fit the budget.
+    """
+    batch_size = check_surface_memory(loss, points, memory_budget_gib, n_directions)
+    return _grid_bytes(loss, points, n_directions) + batch_size * loss_evaluation_bytes(loss) + SURFACE_FRAMEWORK_BYTES
 
 
 def slice_coordinates(landscape_range: float, points: int) -> np.ndarray:

@@ -4,7 +4,8 @@ Every estimate is in bytes and counts only the large arrays of a step: the dense
 results and the working tensors of one block of Hessian-vector products. The interpreter
 and TensorFlow's own baseline (about 0.6 GiB after import) are not part of a budget.
 The constants below are estimates fitted to the peak resident memory of blocked runs, and
-``tests/test_memory.py`` checks one configuration in a subprocess.
+``tests/test_memory.py`` and ``tests/test_memory_estimates.py`` check them against the
+peak of subprocesses.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+
+from .settings import SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +49,11 @@ MAX_BLOCK_SIZE = 256
 STRUCTURED_MAX_BLOCK_SIZE = 16
 
 
-class MemoryBudgetError(ValueError):
-    """A dense Hessian step that would need more memory than its budget.
+class MemoryBudgetError(SettingsError):
+    """A large step that would need more memory than its budget.
+
+    It is a :class:`~hessian_core.settings.SettingsError` of the field
+    ``memory_budget_gib``, so code that reports bad settings reports this one too.
 
     Attributes
     ----------
@@ -55,6 +61,10 @@ class MemoryBudgetError(ValueError):
         Estimated bytes of the step's large arrays.
     budget_bytes : int
         The budget it was checked against.
+    field : str
+        Always ``"memory_budget_gib"``.
+    value : float
+        The budget in GiB.
     """
 
     def __init__(self, what: str, needed_bytes: int, budget_bytes: int, advice: str) -> None:
@@ -62,7 +72,7 @@ class MemoryBudgetError(ValueError):
             f"{what} needs about {format_bytes(needed_bytes)} ({needed_bytes:,} bytes), more than the "
             f"memory budget of {format_bytes(budget_bytes)}; {advice}"
         )
-        super().__init__(message)
+        super().__init__("memory_budget_gib", budget_bytes / GIB, message)
         self.needed_bytes = int(needed_bytes)
         self.budget_bytes = int(budget_bytes)
 

@@ -79,7 +79,8 @@ RANGES: dict[str, IntRange | FloatRange] = {
     "test_grid": IntRange(2, 1001, "points per side"),
     "memory_budget_gib": FloatRange(0.0625, 1024.0, "GiB"),
     "top_k": IntRange(1, 200, "eigenpairs"),
-    "landscape_range": FloatRange(0.0, 1e3, low_inclusive=False),
+    # The lower limit keeps the Landscape page's slider step (range / 20) above zero.
+    "landscape_range": FloatRange(1e-6, 1e3),
     "landscape_points": IntRange(3, 401, "points per axis"),
 }
 
@@ -242,6 +243,6 @@ def _check_float(name: str, value: Any, spec: FloatRange) -> float:
         raise SettingsError(
             name,
             value,
-            f"{name} must be in {describe_range(name)}, got {number:g}; choose a value in that range",
+            f"{name} must be in {describe_range(name)}, got {number!r}; choose a value in that range",
         )
     return number

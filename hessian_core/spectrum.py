@@ -3,9 +3,9 @@
 Public API
 ----------
 dense_spectrum(matrix, top_k=20, bottom_k=1, memory_budget_gib=2.0, ...) -> DenseSpectrum
-    Every eigenvalue by ``scipy.linalg.eigh`` and only the requested eigenvectors
-    (``subset_by_index``): the ``top_k`` largest algebraic and the ``bottom_k`` most
-    negative, each pair with its residual.
+    Every eigenvalue and only the requested eigenvectors, from one tridiagonal
+    reduction: the ``top_k`` largest algebraic and the ``bottom_k`` most negative, each
+    pair with its residual.
 spectrum_statistics(eigenvalues, relative_tolerance=None, dtype="float64") -> SpectrumStatistics
     Largest and smallest eigenvalue, counts of negative, near-zero and positive
     eigenvalues, trace, Frobenius norm and condition number of the positive part.
@@ -32,11 +32,18 @@ from typing import Callable
 
 import numpy as np
 import scipy.linalg
-import scipy.sparse.linalg
 
+from .checks import NonFiniteError, check_finite_eigenpairs, first_non_finite_row
 from .memory import MemoryBudgetError, budget_bytes, dense_matrix_bytes, eigh_memory_bytes
+from .tridiagonal import extreme_eigenpairs
 
 logger = logging.getLogger(__name__)
+
+MATRIX_ADVICE = (
+    "A Hessian with NaN or inf comes from a θ that overflowed: retrain with a smaller learning rate, "
+    "check the θ file, or compute the Hessian in float64"
+)
+
 
 @dataclass(frozen=True)
 class SpectrumStatistics:
@@ -145,7 +152,11 @@ def spectrum_statistics(
     if values.size == 0:
         raise ValueError("eigenvalues must contain at least one value, got an empty array")
     if not np.all(np.isfinite(values)):
-        raise ValueError("eigenvalues contain NaN or infinite values; check the Hessian for overflow")
+        index = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise NonFiniteError(
+            "The eigenvalues", values[index], f"at position {index} of {values.size} in ascending order", MATRIX_ADVICE,
+            index=index,
+        )
     if relative_tolerance is None:
         relative_tolerance = default_relative_tolerance(values.size, dtype)
     if relative_tolerance < 0:
@@ -193,8 +204,12 @@ def _symmetric_matrix(matrix: np.ndarray, name: str) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"{name} must be a square matrix, got shape {matrix.shape}")
-    if not np.all(np.isfinite(matrix)):
-        raise ValueError(f"{name} contains NaN or infinite values; check the Hessian for overflow")
+    column = first_non_finite_row(matrix.T)
+    if column is not None:
+        values = matrix[:, column]
+        raise NonFiniteError(
+            f"The {name}", values[~np.isfinite(values)][0], f"in column {column}", MATRIX_ADVICE, index=column
+        )
     return matrix
 
 
@@ -205,40 +220,6 @@ def _relative_residuals(matrix: np.ndarray, eigenvalues: np.ndarray, eigenvector
     norms = np.linalg.norm(residual, axis=0)
     # An exactly zero eigenvalue has no relative residual; report the absolute one.
     return norms / np.where(eigenvalues != 0, np.abs(eigenvalues), 1.0)
-
-
-# Below this size a subset eigh is cheap enough that Lanczos buys nothing.
-SMALL_DENSE_DIMENSION = 400
-
-
-def _dense_eigenpairs(matrix: np.ndarray, eigenvalues: np.ndarray, k: int, which: str) -> tuple[np.ndarray, np.ndarray]:
-    """Return k eigenpairs of a dense symmetric matrix, top first ("LA") or most negative first ("SA")."""
-    n = matrix.shape[0]
-    if k == 0:
-        return np.zeros(0), np.zeros((n, 0))
-    expected = eigenvalues[::-1][:k] if which == "LA" else eigenvalues[:k]
-    scale = max(float(np.max(np.abs(eigenvalues))), np.finfo(float).tiny)
-
-    if n > SMALL_DENSE_DIMENSION and k < n // 4:
-        start_vector = np.random.default_rng(0).standard_normal(n)
-        try:
-            values, vectors = scipy.sparse.linalg.eigsh(
-                matrix, k=k, which=which, tol=0.0, ncv=min(n, max(2 * k + 1, k + 40)), maxiter=50 * n, v0=start_vector
-            )
-            order = np.argsort(values)[::-1] if which == "LA" else np.argsort(values)
-            values, vectors = values[order], vectors[:, order]
-            if np.max(np.abs(values - expected)) <= 1e-10 * scale:
-                return values, vectors
-            logger.info("Lanczos missed an eigenvalue of the dense matrix; using eigh with subset_by_index")
-        except scipy.sparse.linalg.ArpackNoConvergence:
-            logger.info("Lanczos did not converge on the dense matrix; using eigh with subset_by_index")
-
-    subset = (n - k, n - 1) if which == "LA" else (0, k - 1)
-    values, vectors = scipy.linalg.eigh(matrix, lower=True, subset_by_index=subset, check_finite=False)
-    if which == "LA":
-        # eigh returns ascending order; the top pairs are reported largest first.
-        values, vectors = values[::-1].copy(), vectors[:, ::-1].copy()
-    return values, vectors
 
 
 def dense_spectrum(
@@ -252,13 +233,13 @@ def dense_spectrum(
 ) -> DenseSpectrum:
     """Compute every eigenvalue of a symmetric matrix and only the requested eigenvectors.
 
-    All eigenvalues come from ``scipy.linalg.eigh(eigvals_only=True)``, one O(P³)
-    tridiagonal reduction. The ``top_k`` largest algebraic and the ``bottom_k`` smallest
-    algebraic pairs come from Lanczos (``eigsh``) on the dense matrix, O(P²) per product,
-    and each Lanczos eigenvalue is checked against the ``eigh`` one. When Lanczos does not
-    converge or misses an eigenvalue, ``eigh(subset_by_index=...)`` computes the pairs
-    instead, at the cost of another reduction. The full P × P eigenvector matrix is never
-    formed.
+    One O(P³) Householder reduction to tridiagonal form (LAPACK ``sytrd``) serves
+    everything: all eigenvalues come from the tridiagonal matrix in O(P²), and the
+    ``top_k`` largest and ``bottom_k`` smallest algebraic pairs by bisection and inverse
+    iteration on it, mapped back through the reflectors (see
+    :mod:`hessian_core.tridiagonal`). This costs about one ``eigh(eigvals_only=True)``,
+    however crowded the eigenvalues near the requested ones are. The full P × P
+    eigenvector matrix is never formed.
 
     Parameters
     ----------
@@ -278,6 +259,11 @@ def dense_spectrum(
     ------
     MemoryBudgetError
         If the decomposition would not fit ``memory_budget_gib``.
+    NonFiniteError
+        If the matrix contains NaN or ±inf (the message names the first such column), or
+        if an eigenvalue or a returned eigenvector is not finite. It is a ``ValueError``.
+    ValueError
+        If the matrix is not square or ``top_k`` or ``bottom_k`` is negative.
 
     Examples
     --------
@@ -294,12 +280,14 @@ def dense_spectrum(
     report = progress or (lambda text: None)
     start = time.perf_counter()
 
-    report(f"[spectrum] all {n} eigenvalues (eigh)")
-    eigenvalues = scipy.linalg.eigh(matrix, eigvals_only=True, lower=True, check_finite=False)
-
-    report(f"[spectrum] top {top_k} and bottom {bottom_k} eigenvectors")
-    top_values, top_vectors = _dense_eigenpairs(matrix, eigenvalues, top_k, "LA")
-    bottom_values, bottom_vectors = _dense_eigenpairs(matrix, eigenvalues, bottom_k, "SA")
+    report(f"[spectrum] all {n} eigenvalues and the top {top_k} and bottom {bottom_k} eigenvectors (one tridiagonal reduction)")
+    eigenvalues, top_values, top_vectors, bottom_values, bottom_vectors = extreme_eigenpairs(matrix, top_k, bottom_k)
+    statistics = spectrum_statistics(eigenvalues, relative_tolerance, dtype)
+    for name, values, vectors in (("top", top_values, top_vectors), ("bottom", bottom_values, bottom_vectors)):
+        check_finite_eigenpairs(
+            values, vectors, f"The {name} eigenpair", "although the matrix is finite",
+            "The eigensolver failed; use spectrum='lanczos' or report it with the matrix size",
+        )
 
     seconds = time.perf_counter() - start
     logger.info("dense spectrum of a %d × %d matrix in %.1f s", n, n, seconds)
@@ -311,7 +299,7 @@ def dense_spectrum(
         bottom_eigenvalues=bottom_values,
         bottom_eigenvectors=bottom_vectors,
         bottom_residuals=_relative_residuals(matrix, bottom_values, bottom_vectors),
-        statistics=spectrum_statistics(eigenvalues, relative_tolerance, dtype),
+        statistics=statistics,
         seconds=seconds,
     )
 
@@ -332,7 +320,7 @@ def term_statistics(
     report = progress or (lambda text: None)
     statistics = {}
     for name, matrix in (("pde", pde_matrix), ("boundary", boundary_matrix)):
-        matrix = _symmetric_matrix(matrix, f"{name} matrix")
+        matrix = _symmetric_matrix(matrix, f"{'PDE' if name == 'pde' else name} Hessian")
         check_eigh_memory(matrix.shape[0], memory_budget_gib)
         report(f"[spectrum] all eigenvalues of the {name} Hessian (eigh)")
         values = scipy.linalg.eigh(matrix, eigvals_only=True, lower=True, check_finite=False)

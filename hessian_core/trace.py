@@ -73,13 +73,19 @@ def hutchinson_trace(operator, n_probes: int = 100, seed: int = 0, block_size: i
     block_size : int
         Probes applied per batched product; only speed and memory depend on it.
 
+    Raises
+    ------
+    NonFiniteError
+        If a product contains NaN or ±inf; the message names the product number, which
+        is the probe number.
+
     Examples
     --------
     >>> estimate = hutchinson_trace(np.diag([1.0, 2.0, 3.0]), n_probes=10)
     >>> estimate.estimate, estimate.standard_error
     (6.0, 0.0)
     """
-    counting = as_operator(operator)
+    counting = as_operator(operator, "Hutchinson's trace estimator")
     n = counting.dimension
     if n_probes < 1:
         raise ValueError(f"n_probes must be at least 1, got {n_probes}")

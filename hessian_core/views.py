@@ -606,6 +606,10 @@ def summarise_matrix_free_spectrum(top, bottom, density, trace, n_params: int) -
     )
 
 
+# The two loss terms whose Hessians add up to the total one, as the pages name them.
+TERM_NAMES = ("PDE", "boundary")
+
+
 @dataclass
 class SpectrumResult:
     """What the Spectrum page stores, from the dense eigensolver or from Lanczos.
@@ -619,7 +623,8 @@ class SpectrumResult:
     bottom_eigenvalues, bottom_eigenvectors
         The most negative pair, shapes (1,) and (P, 1).
     spectra : dict of str to ndarray, or None
-        Every eigenvalue of the total, PDE and boundary Hessians (dense mode only).
+        Every eigenvalue of the total Hessian, and of the PDE and boundary Hessians once
+        they are asked for (dense mode only).
     densities : dict of str to SpectralDensity, or None
         SLQ densities of the same three matrices (Lanczos mode only).
     seconds : float

@@ -43,7 +43,8 @@ decades = st.slider(
     "Decades shown linearly below max |entry|", 1, 12, 4,
     help="The colour scale is sign(x)·log10(1 + |x|/c) with c = max|entry|·10^(−decades); more decades show smaller entries.",
 )
-with app_state.errors_on_page("The Gauss-Newton matrix"):
+app_state.interrupted_note("gauss_newton")
+with app_state.errors_on_page("The Gauss-Newton matrix", kind="gauss_newton"):
     matrix = page_parts.hessian_term(term, settings, training, hessian)
 if matrix is None:
     st.stop()
@@ -83,8 +84,9 @@ page_parts.figure(
 with st.expander("Cross-check against a second method"):
     others = [m for m in HESSIAN_METHODS if m not in (record["method"], "matrix-free", "gauss-newton")]
     second = st.selectbox("Second method", others, help="Computes the total Hessian again by this method and compares it entry by entry.")
+    app_state.interrupted_note("cross_check")
     if st.button("Run the cross-check"):
-        with app_state.errors_on_page("The cross-check"), st.spinner(f"Computing the Hessian by {second}"):
+        with app_state.errors_on_page("The cross-check", kind="cross_check"), st.spinner(f"Computing the Hessian by {second}"):
             other = compute_hessian(training.value.loss, training.value.result.theta, second, settings.memory_budget_gib, split_terms=False)
             difference = float(np.max(np.abs(other.matrix - result.matrix)) / np.max(np.abs(result.matrix)))
             app_state.save_result("cross_check", settings, {"method": second, "difference": difference, "record": other.record.to_dict()}, source=hessian)

@@ -51,7 +51,7 @@ decades = st.slider("Decades shown linearly below max |λ|", 1, 16, 6,
                     help="The eigenvalue axis is sign(λ)·log10(1 + |λ|/c) with c = max|λ|·10^(−decades).")
 
 if result.spectra is not None:
-    max_abs = max(float(np.max(np.abs(values))) for values in result.spectra.values())
+    max_abs = float(np.max(np.abs(result.spectra["total"])))
     threshold = views.symlog_threshold(max_abs, decades)
     page_parts.figure(
         figures.sorted_eigenvalues({"total": result.spectra["total"]}, threshold),
@@ -87,18 +87,21 @@ st.dataframe(views.eigenvalue_table(summary), hide_index=True, column_config={
 st.caption("Each residual is measured with one more Hessian-vector product; a residual near machine precision means the pair is exact.")
 
 st.subheader("PDE term against boundary term")
-if result.spectra is not None:
+if result.spectra is not None and page_parts.term_spectra(settings, stored):
+    # A term can reach further from zero than the total, so the axis is set from all three.
+    term_max_abs = max(float(np.max(np.abs(values))) for values in result.spectra.values())
+    term_threshold = views.symlog_threshold(term_max_abs, decades)
     page_parts.figure(
-        figures.sorted_eigenvalues(result.spectra, threshold),
+        figures.sorted_eigenvalues(result.spectra, term_threshold),
         "term_spectra",
         "The sorted spectra of the total, PDE and boundary Hessians overlaid; the terms add up to the total matrix, not their eigenvalues.",
     )
     page_parts.figure(
-        figures.eigenvalue_density(views.symlog_histograms(result.spectra, threshold), max_abs, threshold),
+        figures.eigenvalue_density(views.symlog_histograms(result.spectra, term_threshold), term_max_abs, term_threshold),
         "term_densities",
         "The same three spectra as overlaid histograms; the term with more mass far from zero dominates the curvature.",
     )
-else:
+elif result.densities is not None:
     page_parts.figure(
         figures.slq_densities({name: (d.grid, d.density) for name, d in result.densities.items()}, max_abs, threshold),
         "term_densities",

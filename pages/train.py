@@ -61,8 +61,9 @@ def run_training() -> None:
     live_chart.empty()
 
 
+app_state.interrupted_note("training")
 if st.button("Train", type="primary", help="Train from the seeded initial θ with the settings in the sidebar."):
-    with app_state.errors_on_page("Training"):
+    with app_state.errors_on_page("Training", kind="training"):
         run_training()
 
 stored = app_state.latest_result("training")

@@ -21,8 +21,6 @@ from hessian_core.settings import Settings
 from hessian_core.training import train
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
-app_test_module = pytest.importorskip("streamlit.testing.v1.app_test")
-from streamlit.runtime.pages_manager import PagesManager  # noqa: E402
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 SMALL = {
@@ -71,27 +69,7 @@ def metric_value(at, label: str) -> str:
     raise AssertionError(f"no metric {label!r}; the page has {[m.label for m in at.metric]}")
 
 
-class NavigationOnlyPagesManager(PagesManager):
-    """A PagesManager that never switches to the old ``pages/`` directory mode.
-
-    NOTE: Streamlit 1.67's AppTest resets ``PagesManager.uses_pages_directory`` before
-    every run, finds the ``pages/`` folder and then runs the page script alone from the
-    second run on, so the entry script's sidebar vanishes and widget changes are lost.
-    ``streamlit run`` is not affected, because ``st.navigation`` turns that mode off for
-    the server. Remove this when AppTest keeps the entry script on reruns.
-    """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-
-@pytest.fixture(autouse=True, scope="module")
-def navigation_only_pages():
-    patch = pytest.MonkeyPatch()
-    patch.setattr(app_test_module, "PagesManager", NavigationOnlyPagesManager)
-    yield
-    patch.undo()
+pytestmark = pytest.mark.usefixtures("navigation_only_pages")
 
 
 def assert_clean(at) -> None:
@@ -194,8 +172,24 @@ def test_spectrum_page_figures(session):
     assert array_of(spec["data"][0]["y"]).size == SMALL_SETTINGS.n_params
     density = figure_titled(at, "Eigenvalue density")
     assert density["data"][0]["type"] == "bar"
+    # The term spectra cost two more eigendecompositions, so they wait for the button.
+    assert len(figure_specs(at)) == 2
+    at.button(key="compute_term_spectra").click().run()
+    assert_clean(at)
     overlaid = [s for s in figure_specs(at) if s["layout"]["title"]["text"] == "Sorted eigenvalues" and len(s["data"]) == 3]
     assert [trace["name"] for trace in overlaid[0]["data"]] == ["total", "PDE", "boundary"]
+
+
+def test_term_spectra_match_core(session):
+    at = session
+    stored = at.session_state["hessian_lab_results"]
+    hessian = stored["hessian"].value
+    spectra = stored["spectrum"].value.spectra
+    # float64 eigenvalues of the same matrices; LAPACK drivers may differ in the last digits.
+    np.testing.assert_allclose(spectra["PDE"], np.linalg.eigvalsh(hessian.pde), rtol=0, atol=1e-10 * np.abs(spectra["PDE"]).max())
+    np.testing.assert_allclose(
+        spectra["boundary"], np.linalg.eigvalsh(hessian.boundary), rtol=0, atol=1e-10 * np.abs(spectra["boundary"]).max()
+    )
 
 
 def test_spectrum_metrics_match_core(session):

@@ -46,7 +46,7 @@ SMALL = {
     "landscape_points": 9,
 }
 # Pages after Train, with their heading and how many Plotly charts each draws by default.
-PAGES = [("Hessian", "Hessian of the loss", 3), ("Spectrum", "Spectrum of the Hessian", 4), ("Landscape", "Loss landscape", 5)]
+PAGES = [("Hessian", "Hessian of the loss", 3), ("Spectrum", "Spectrum of the Hessian", 2), ("Landscape", "Loss landscape", 5)]
 TRAIN_CHARTS = 4
 PAGE_TIMEOUT_MS = 300_000
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost"}
