@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from .generic_hessian import symmetrize
 from .loss import PoissonLoss
-from .memory import MemoryBudgetError, budget_bytes, dense_matrix_bytes, format_bytes
+from .memory import MATRIX_FREE_ADVICE, MemoryBudgetError, budget_bytes, dense_matrix_bytes, format_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def gauss_newton_matrix(
             f"the Gauss-Newton matrices of {loss.n_params:,} parameters",
             needed,
             budget,
-            "use --hessian-method matrix-free (Lanczos spectrum, no dense matrix) or raise --memory-budget",
+            MATRIX_FREE_ADVICE,
         )
     logger.info("Gauss-Newton matrix of %d parameters (estimate %s)", loss.n_params, format_bytes(needed))
     start = time.perf_counter()

@@ -49,6 +49,13 @@ MAX_BLOCK_SIZE = 256
 STRUCTURED_MAX_BLOCK_SIZE = 16
 
 
+# What to do when the dense Hessian does not fit, in the app's and the command line's words.
+MATRIX_FREE_ADVICE = (
+    "use the matrix-free Hessian method (Hessian method 'matrix-free' in the app, "
+    "--hessian-method matrix-free on the command line), which forms no dense matrix, or raise the memory budget"
+)
+
+
 class MemoryBudgetError(SettingsError):
     """A large step that would need more memory than its budget.
 
@@ -182,7 +189,7 @@ def plan_blocks(
         If the dense results plus ``TENSORFLOW_WORKSPACE_BYTES``, or those plus a block of
         one column over a point chunk of 64 points, exceed the budget.
     """
-    matrix_free = "use --hessian-method matrix-free (Lanczos spectrum, no dense matrix) or raise --memory-budget"
+    matrix_free = MATRIX_FREE_ADVICE
     if dense_bytes + TENSORFLOW_WORKSPACE_BYTES > budget:
         raise MemoryBudgetError(
             f"{what}, with {format_bytes(TENSORFLOW_WORKSPACE_BYTES)} of TensorFlow workspace,",
