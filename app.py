@@ -100,18 +100,18 @@ def sidebar_settings(defaults: Settings) -> Settings | None:
     return settings
 
 
-# No page_icon: Streamlit fetches a Material favicon as an SVG from an outside host, and the
-# app must work offline.
+# No page_icon and no Material icons anywhere: Streamlit loads their SVG or font from an
+# outside host, and the app must work offline without asking one.
 st.set_page_config(page_title="PINN Hessian Lab", layout="wide")
 st.sidebar.title("PINN Hessian Lab")
 st.sidebar.caption("Every control has a tooltip (?) with its unit and accepted range.")
 
 pages = st.navigation(
     [
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:", default=True),
-        st.Page("pages/hessian.py", title="Hessian", icon=":material/grid_on:"),
-        st.Page("pages/spectrum.py", title="Spectrum", icon=":material/bar_chart:"),
-        st.Page("pages/landscape.py", title="Landscape", icon=":material/landscape:"),
+        st.Page("pages/train.py", title="Train", default=True),
+        st.Page("pages/hessian.py", title="Hessian"),
+        st.Page("pages/spectrum.py", title="Spectrum"),
+        st.Page("pages/landscape.py", title="Landscape"),
     ]
 )
 

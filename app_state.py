@@ -178,7 +178,6 @@ def show_stale_note(stored: StoredResult, settings: Settings) -> bool:
         st.warning(
             f"Stale {stored.kind.replace('_', '-')} result, shown as computed before: {reason}. "
             "Compute it again to update it.",
-            icon=":material/warning:",
         )
     return bool(reason)
 
@@ -216,13 +215,12 @@ def errors_on_page(action: str, kind: str | None = None) -> Iterator[None]:
         yield
     except (ValueError, RuntimeError, FloatingPointError, MemoryError) as error:
         logger.warning("%s failed: %s", action, error)
-        st.error(f"{action} failed: {error}", icon=":material/error:")
+        st.error(f"{action} failed: {error}")
     except Exception as error:  # noqa: BLE001 - the page must not show a traceback
         logger.exception("%s failed unexpectedly", action)
         st.error(
             f"{action} failed with an unexpected {type(error).__name__}: {error}. "
             "The server log has the traceback; please report it.",
-            icon=":material/error:",
         )
     # Not a finally clause: Streamlit's StopException and RerunException derive from
     # BaseException, skip both handlers above and must leave the mark in place.
@@ -242,6 +240,5 @@ def interrupted_note(kind: str) -> bool:
     logger.warning("the last %s computation was interrupted before it finished", kind)
     st.warning(
         f"The last {kind.replace('_', '-')} computation was interrupted before it finished; nothing from it was kept.",
-        icon=":material/warning:",
     )
     return True

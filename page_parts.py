@@ -68,11 +68,11 @@ def require_training(settings: Settings) -> app_state.StoredResult:
     stored = app_state.latest_result("training")
     if stored is None:
         st.info("Train the network on the Train page first; this page analyses the trained θ.")
-        st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
+        st.page_link("pages/train.py", label="Go to the Train page")
         st.stop()
     reason = app_state.stale_reason(stored, settings)
     if reason:
-        st.warning(f"The trained model is stale ({reason}). Train again on the Train page to analyse the new settings.", icon=":material/warning:")
+        st.warning(f"The trained model is stale ({reason}). Train again on the Train page to analyse the new settings.")
     return stored
 
 
@@ -116,7 +116,7 @@ def hessian_result(settings: Settings, training: app_state.StoredResult) -> app_
             "sidebar to see the matrix; the Spectrum and Landscape pages work matrix-free."
         )
     elif problem:
-        st.warning(problem, icon=":material/warning:")
+        st.warning(problem)
     elif app_state.stale_reason(training, settings):
         pass  # require_training has already shown the note to train again.
     elif stored is None or st.button("Compute the Hessian again", type="primary"):
@@ -248,7 +248,7 @@ def _matrix_free_spectrum(settings: Settings, training: app_state.StoredResult, 
     trace = hutchinson_trace(operator("total"), n_probes=HUTCHINSON_PROBES, seed=settings.seed)
     summary = views.summarise_matrix_free_spectrum(top, bottom, densities["total"], trace, n)
     if not summary.converged:
-        st.warning(f"Lanczos did not converge every pair: {top.message or bottom.message}", icon=":material/warning:")
+        st.warning(f"Lanczos did not converge every pair: {top.message or bottom.message}")
     return views.SpectrumResult(
         summary=summary,
         top_eigenvalues=top.eigenvalues,
@@ -350,7 +350,7 @@ def landscape_result(settings: Settings, training: app_state.StoredResult, spect
 
     model, eigen = training.value, spectrum.value
     if eigen.top_eigenvalues.size < 2:
-        st.warning("The plane needs two eigenvectors, but the spectrum has fewer; raise top-k to at least 2.", icon=":material/warning:")
+        st.warning("The plane needs two eigenvectors, but the spectrum has fewer; raise top-k to at least 2.")
         return None
     names = tuple(name for name in DEFAULT_SLICE_EIGENVECTORS if name in views.eigenvector_choices(eigen))
     with app_state.errors_on_page("The landscape", kind="landscape"):

@@ -59,6 +59,8 @@ def load_theta(source, layout: "NetworkLayout", dtype: str = "float64") -> np.nd
     ValueError
         If the file is not a plain ``.npy`` array, or its shape, dtype or values do not fit.
     """
+    if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
+        raise ValueError(f"θ file {source} not found; pass the path of a .npy file saved with numpy.save")
     try:
         array = np.load(source, allow_pickle=False)
     except (ValueError, OSError, EOFError):

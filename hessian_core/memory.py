@@ -49,7 +49,7 @@ MAX_BLOCK_SIZE = 256
 STRUCTURED_MAX_BLOCK_SIZE = 16
 
 
-# What to do when the dense Hessian does not fit, in the app's and the command line's words.
+# Advice for a dense Hessian that does not fit, naming the option in the app and in the CLI.
 MATRIX_FREE_ADVICE = (
     "use the matrix-free Hessian method (Hessian method 'matrix-free' in the app, "
     "--hessian-method matrix-free on the command line), which forms no dense matrix, or raise the memory budget"

@@ -21,7 +21,7 @@ LIVE_CHART_INTERVAL_SECONDS = 1.5
 settings = app_state.current_settings()
 st.title("Train the PINN")
 st.write(
-    "A tanh MLP u_θ(x, y) learns Δu = f on [-1, 1]² with u = 0 on the boundary, "
+    f"A {settings.activation} MLP u_θ(x, y) learns Δu = f on [-1, 1]² with u = 0 on the boundary, "
     "by Adam and then L-BFGS-B on the mean squared PDE residual plus the mean squared boundary value."
 )
 page_parts.settings_summary(settings)
@@ -52,7 +52,12 @@ def run_training() -> None:
             last["chart"] = now
             live_chart.plotly_chart(figures.loss_curve(views.loss_history(history, settings.adam_steps)), key=f"live_loss_{len(history)}")
 
-    result = train(settings, callback=on_step)
+    try:
+        result = train(settings, callback=on_step)
+    except Exception:
+        # A failed run leaves its error, not a progress line that looks still running.
+        bar.empty()
+        raise
     bar.progress(1.0, text="evaluating the solution on the test grid")
     loss = PoissonLoss.from_settings(settings)
     model = app_state.TrainedModel(result, loss, views.solution_grids(loss, result.theta, settings.test_grid))

@@ -120,13 +120,18 @@ def open_browser(playwright):
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
     page = browser.new_page(viewport={"width": 1500, "height": 1000})
 
+    blocked: list[str] = []
+
     def loopback_only(route) -> None:
         if urllib.parse.urlsplit(route.request.url).hostname in LOOPBACK_HOSTS:
             route.continue_()
         else:
+            blocked.append(route.request.url)
             route.abort()
 
     page.route("**/*", loopback_only)
+    # check_page asserts that the app asked no outside host for anything.
+    page.blocked_requests = blocked
     return browser, page
 
 
@@ -186,6 +191,7 @@ def check_page(page, name: str, charts: int, screenshot_prefix: str) -> None:
         assert chart["drawn"], f"{name}: chart {index} has neither SVG nor canvas inside"
         assert chart["width"] > 100, f"{name}: chart {index} is {chart['width']} px wide"
         assert chart["height"] > 100, f"{name}: chart {index} is {chart['height']} px high"
+    assert not page.blocked_requests, f"{name}: requests to outside hosts: {page.blocked_requests}"
     exceptions = page.locator('[data-testid="stException"]')
     assert exceptions.count() == 0, f"{name}: exception box shown: {exceptions.first.inner_text()}"
     errors = page.locator('[data-testid="stAlertContentError"]')

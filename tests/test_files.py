@@ -70,3 +70,10 @@ def test_load_theta_rejects_npz_archive(tmp_path):
     np.savez(path, theta=np.zeros(13))
     with pytest.raises(ValueError, match="npz"):
         load_theta(path, LAYOUT)
+
+
+def test_load_theta_names_missing_file(tmp_path):
+    missing = tmp_path / "missing.npy"
+    with pytest.raises(ValueError, match="not found") as caught:
+        load_theta(missing, LAYOUT)
+    assert str(missing) in str(caught.value)
