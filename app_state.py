@@ -193,8 +193,8 @@ def errors_on_page(action: str, kind: str | None = None) -> Iterator[None]:
     Errors of ``hessian_core`` (``SettingsError``, ``MemoryBudgetError``, ``NonFiniteError``,
     ``TrainingDivergedError`` and other ``ValueError``, ``RuntimeError`` and
     ``FloatingPointError``) carry a message that names the value and the fix, and the page
-    shows it as it is. Any other exception is a bug: the page says so and the server log
-    gets the traceback. Either way the rest of the block is skipped, so a ``save_result``
+    shows it as it is. Any other exception is a bug: the page reports it as one and the
+    server log gets the traceback. Either way the rest of the block is skipped, so a ``save_result``
     at its end does not run and the session keeps its earlier result.
 
     Parameters

@@ -62,13 +62,18 @@ def missing_browser_reason() -> str:
     return ""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def require_browser():
+def skip_without_browser() -> None:
+    """Skip the calling test when Chromium or Playwright is missing, or fail if CI requires them."""
     reason = missing_browser_reason()
     if reason and os.environ.get("HESSIAN_LAB_REQUIRE_BROWSER") == "1":
         pytest.fail(f"HESSIAN_LAB_REQUIRE_BROWSER=1 but {reason}")
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def require_browser():
+    skip_without_browser()
 
 
 def free_port() -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ from test_browser import (  # noqa: E402
     CHROMIUM_ARGS,
     LOOPBACK_HOSTS,
     TRAIN_CHARTS,
-    missing_browser_reason,
+    skip_without_browser,
     start_server,
     stop_server,
     wait_until_idle,
@@ -173,11 +172,7 @@ def test_cache_scan_finds_a_cache(tmp_path):
 
 @pytest.fixture(scope="module")
 def browser_available():
-    reason = missing_browser_reason()
-    if reason and os.environ.get("HESSIAN_LAB_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"HESSIAN_LAB_REQUIRE_BROWSER=1 but {reason}")
-    if reason:
-        pytest.skip(reason)
+    skip_without_browser()
 
 
 def loopback_only(route) -> None:
